@@ -1,0 +1,109 @@
+"""Inception-v2 (Szegedy et al. 2015, *Rethinking the Inception Architecture*, Table 1) and
+its final form Inception-v3 (Table 3, last row: Inception-v2 with a batch-normalized auxiliary
+classifier). Widths follow SPEC section 2, which restates the source's tables."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from inception_v2.models.blocks import (
+    GridReduction3x3,
+    GridReduction7x7,
+    Inception3x3,
+    Inception7x7,
+    InceptionExpanded,
+    InceptionRow as Row,
+)
+from inception_v2.models.layers import AuxHead, ConvBNReLU
+from inception_v2.models.network import StagedClassifier
+from inception_v2.models.registry import DataConfig, register_model
+
+# The stem (Table 1, top rows): name, out channels, kernel, stride, padding; "pool" = max 3x3/2.
+STEM = (
+    ("conv1", 32, 3, 2, 0),  # N x 32 x 149 x 149
+    ("conv2", 32, 3, 1, 0),  # N x 32 x 147 x 147
+    ("conv3", 64, 3, 1, 1),  # N x 64 x 147 x 147
+    ("pool1", 64, 3, 2, 0),  # N x 64 x 73 x 73
+    ("conv4", 80, 3, 1, 0),  # N x 80 x 71 x 71
+    ("conv5", 192, 3, 2, 0),  # N x 192 x 35 x 35
+    ("conv6", 288, 3, 1, 1),  # N x 288 x 35 x 35
+)
+
+# The Inception groups, as SPEC's tables (figure 5, 6 and 7 modules).
+#    name stride  out  #1x1 #red   #n #dblred #dbl pool  proj
+MODULES = (
+    Row("3a", 1, 288, 64, 64, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
+    Row("3b", 1, 288, 64, 64, 96, 64, 96, "avg", 32),  # N x 288 x 35 x 35
+    Row("3c", 2, 768, 0, 128, 320, 64, 160, "max", 0),  # N x 768 x 17 x 17
+    Row("5a", 1, 768, 192, 96, 160, 96, 160, "avg", 256),  # N x 768 x 17 x 17
+    Row("5b", 1, 768, 192, 96, 160, 96, 160, "avg", 256),
+    Row("5c", 1, 768, 192, 96, 160, 96, 160, "avg", 256),
+    Row("5d", 1, 768, 192, 96, 160, 96, 160, "avg", 256),  # N x 768 x 17 x 17 -> aux head
+    Row("5e", 2, 1280, 0, 128, 192, 128, 320, "max", 0),  # N x 1280 x 8 x 8
+    Row("2a", 1, 1280, 256, 128, 160, 128, 240, "avg", 224),  # N x 1280 x 8 x 8
+    Row("2b", 1, 2048, 256, 96, 96, 96, 160, "max", 0),  # N x 2048 x 8 x 8
+)
+
+AUX_AFTER = "5d"  # the auxiliary classifier reads the 17 x 17 x 768 map
+AUX_GRID = 5  # 17 -> 5 with the 5x5/3 pool; 5 * 5 * 128 = 3200 inputs to its first linear
+
+DATA_CONFIG = DataConfig(input_size=299, resize_size=384, min_input_size=75)
+
+
+def _block(row: Row, in_channels: int) -> nn.Module:
+    """Figure 5 at 35x35, figure 6 at 17x17, figure 7 at 8x8; stride 2 reduces the grid."""
+    group = row.name[0]
+    if group == "3":
+        return GridReduction3x3(row, in_channels) if row.stride == 2 else Inception3x3(row, in_channels)
+    if group == "5":
+        return GridReduction7x7(row, in_channels) if row.stride == 2 else Inception7x7(row, in_channels)
+    return InceptionExpanded(row, in_channels)
+
+
+def build_stages(modules=MODULES) -> "OrderedDict[str, nn.Module]":
+    stages: "OrderedDict[str, nn.Module]" = OrderedDict()
+    channels = 3
+    for name, out, kernel, stride, padding in STEM:
+        if name.startswith("pool"):
+            stages[name] = nn.MaxPool2d(kernel, stride, padding)
+        else:
+            stages[name] = ConvBNReLU(channels, out, kernel, stride, padding)
+        channels = out
+    for row in modules:
+        stages[row.name] = _block(row, channels)
+        channels = row.out
+    return stages
+
+
+def _inception(
+    name: str, num_classes: int, aux_logits: bool, dropout: float, aux_dropout: float,
+    bn_aux: bool,
+) -> StagedClassifier:
+    aux = {}
+    if aux_logits:
+        aux[AUX_AFTER] = AuxHead(768, num_classes, AUX_GRID, aux_dropout, batch_norm=bn_aux)
+    return StagedClassifier(
+        name, build_stages(), MODULES[-1].out, num_classes, dropout, aux, DATA_CONFIG
+    )
+
+
+@register_model("inception_v2", DATA_CONFIG)
+def inception_v2(
+    num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5,
+    aux_dropout: float = 0.7,
+) -> StagedClassifier:
+    """Inception-v2 (Table 1) with the plain auxiliary classifier on 5d's output."""
+    return _inception("inception_v2", num_classes, aux_logits, dropout, aux_dropout, bn_aux=False)
+
+
+@register_model("inception_v3", DATA_CONFIG)
+def inception_v3(
+    num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5,
+    aux_dropout: float = 0.7,
+) -> StagedClassifier:
+    """Inception-v3 (Table 3, last row): Inception-v2 with the BN-auxiliary classifier
+    (BatchNorm after its 3200 -> 1024 linear layer). Train it with the ``paper`` recipe
+    (RMSProp, label smoothing) to match the paper's final model."""
+    return _inception("inception_v3", num_classes, aux_logits, dropout, aux_dropout, bn_aux=True)

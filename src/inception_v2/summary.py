@@ -1,0 +1,113 @@
+"""``inception-v2 summary``: every stage's output shape, parameters and multiply-adds.
+
+Multiply-adds come from :class:`torch.utils.flop_counter.FlopCounterMode` (which counts the
+convolutions and matrix products, 2 FLOPs per multiply-add) on one eval-mode forward pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from inception_v2.errors import UsageError
+from inception_v2.models import create_model, get_data_config, list_models
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_macs(model: torch.nn.Module, image_size: int) -> int:
+    """Multiply-adds of one eval-mode forward pass on a 1 x 3 x S x S input."""
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def summarize(name: str, image_size: Optional[int] = None, num_classes: int = 1000) -> Dict[str, Any]:
+    """Stage shapes (C, H, W), per-stage parameters and multiply-adds, and totals.
+
+    ``params`` counts every parameter of the model as built (auxiliary heads included);
+    ``params_without_aux`` the deployed network; ``macs`` is the eval-mode forward pass.
+    """
+    cfg = get_data_config(name)
+    size = image_size or cfg.input_size
+    if size < cfg.min_input_size:
+        raise UsageError(f"{name} needs --image-size >= {cfg.min_input_size}, got {size}")
+    if num_classes < 1:
+        raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
+    model = create_model(name, num_classes=num_classes).eval()
+    stages: List[Dict[str, Any]] = []
+
+    def record(stage_name: str, stage: torch.nn.Module):
+        def hook(_module, _inputs, output):
+            stages.append({"name": stage_name, "shape": list(output.shape[1:]), "params": count_params(stage)})
+        return stage.register_forward_hook(hook)
+
+    hooks = [record(n, st) for n, st in model.features.named_children()]
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            logits = model(torch.zeros(1, 3, size, size))
+    finally:
+        for h in hooks:
+            h.remove()
+    flops = counter.get_flop_counts()
+    for stage in stages:
+        ops = flops.get(f"{type(model).__name__}.features.{stage['name']}", {})
+        stage["macs"] = int(sum(ops.values())) // 2
+    head_macs = int(sum(flops.get(f"{type(model).__name__}.fc", {}).values())) // 2
+    stages.append({"name": "avgpool", "shape": [model.num_features, 1, 1], "params": 0, "macs": 0})
+    stages.append({"name": "fc", "shape": [logits.shape[1]], "params": count_params(model.fc), "macs": head_macs})
+    params = count_params(model)
+    return {
+        "model": name,
+        "image_size": size,
+        "num_classes": num_classes,
+        "stages": stages,
+        "params": params,
+        "params_without_aux": params - count_params(model.aux_heads),
+        "macs": counter.get_total_flops() // 2,
+    }
+
+
+def format_summary(s: Dict[str, Any]) -> str:
+    def shape(v: List[int]) -> str:
+        return " x ".join(str(d) for d in v)
+
+    lines = [f"{s['model']} at {s['image_size']}x{s['image_size']}, {s['num_classes']} classes", ""]
+    lines.append(f"{'stage':<8} {'output (C x H x W)':<20} {'params':>12} {'mult-adds':>15}")
+    for st in s["stages"]:
+        lines.append(f"{st['name']:<8} {shape(st['shape']):<20} {st['params']:>12,} {st['macs']:>15,}")
+    lines += [
+        "",
+        f"parameters: {s['params']:,} ({s['params_without_aux']:,} without auxiliary heads)",
+        f"multiply-adds: {s['macs']:,} ({s['macs'] / 1e9:.2f} G) per image",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    s = summarize(args.model, args.image_size, args.num_classes)
+    print(json.dumps(s) if args.json else format_summary(s))
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "summary", help="print stage shapes, parameters and multiply-adds of a model",
+        description="Print every stage's output shape, the parameter count and the multiply-adds.",
+    )
+    p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--image-size", type=int, default=None, help="input side (default: the model's own)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier width (default 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
