@@ -1,0 +1,71 @@
+"""Train and eval preprocessing from a model's :class:`DataConfig` (SPEC.md section 4).
+
+Both are ``torchvision.transforms.v2`` pipelines on ``uint8`` images (a ``3 x H x W`` tensor
+from :class:`~inception_v2.data.VOCCrops`, or a PIL image):
+
+* train: resize the shorter side to ``resize_size`` -> random ``input_size`` crop ->
+  horizontal flip -> float in [0, 1] -> normalize(mean, std);
+* eval: resize -> centre crop -> float -> normalize; deterministic, never augmented.
+
+For Inception-v2 that is 384 -> 299 with mean = std = 0.5; for GoogLeNet-BN 256 -> 224.
+
+With ``normalize=False`` a pipeline stops before the float steps and returns ``uint8``
+``input_size`` crops; :func:`normalize` then does those steps on a whole batch, on the device
+it is on, with the same result. It is the fast path for training on a GPU: the loader workers
+do a third of the work and move a quarter of the bytes (see ``benchmarks/RESULTS.md``).
+
+Memory layout matters here: the crops (from ``VOCCrops`` or PIL) arrive as channels-last
+``uint8`` views, the layout torch's antialiased uint8 resize is fastest on (about 3x), while the
+float steps are much slower on it than on channels-first memory. So the image is made
+contiguous right after the crop, where it is smallest; the values are unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torchvision.transforms import v2
+
+from inception_v2.models.registry import DataConfig
+
+
+def _channels_first(image: torch.Tensor) -> torch.Tensor:
+    """The same image in contiguous (channels-first) memory; see the module docstring."""
+    return image.contiguous()
+
+
+def _float_steps(cfg: DataConfig) -> List[v2.Transform]:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(cfg.mean), std=list(cfg.std))]
+
+
+def train_transform(cfg: DataConfig, normalize: bool = True) -> v2.Compose:
+    """Random-crop-and-flip preprocessing of the source's training pipeline (``uint8`` output
+    without ``normalize``; see :func:`normalize`)."""
+    steps = [
+        v2.ToImage(),  # PIL or tensor in, tv_tensors.Image out (no copy for a tensor)
+        v2.Resize(cfg.resize_size, antialias=True),  # shorter side -> resize_size
+        v2.RandomCrop(cfg.input_size),
+        v2.Lambda(_channels_first),
+        v2.RandomHorizontalFlip(),
+    ]
+    return v2.Compose(steps + (_float_steps(cfg) if normalize else []))
+
+
+def eval_transform(cfg: DataConfig, normalize: bool = True) -> v2.Compose:
+    """Deterministic preprocessing for validation and test: resize, then the centre crop."""
+    steps = [
+        v2.ToImage(),
+        v2.Resize(cfg.resize_size, antialias=True),
+        v2.CenterCrop(cfg.input_size),
+        v2.Lambda(_channels_first),
+    ]
+    return v2.Compose(steps + (_float_steps(cfg) if normalize else []))
+
+
+def normalize(images: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
+    """The float steps left out by ``normalize=False``, on a ``uint8`` image or batch
+    (``... x 3 x H x W``) on any device: float in [0, 1], then (x - mean) / std."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"normalize expects uint8 images, got {images.dtype}")
+    return v2.Compose(_float_steps(cfg))(images)
