@@ -49,7 +49,9 @@ class CeilModeMaxPool(nn.Module):
     padded by 1 as well. At the nominal size nothing is padded."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+        # int(): under tracing (ONNX / TorchScript export) the padding is a constant of the
+        # traced size, not a computed tensor, which max_pool2d's exporters cannot take.
+        h, w = int(x.shape[-2]), int(x.shape[-1])
         return F.max_pool2d(x, 3, 2, padding=(h % 2, w % 2), ceil_mode=True)
 
 

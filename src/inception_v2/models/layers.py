@@ -81,11 +81,15 @@ class AuxHead(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """Truncated-normal weights (std 0.1 for convolutions, whose scale BatchNorm removes; 0.01
-    for linear layers, so initial logits are small), zero biases, BatchNorm at identity."""
+    """Truncated-normal weights (``torch.nn.init.trunc_normal_``, cut at two standard
+    deviations): std sqrt(2 / fan_in) for convolutions, so even an untrained network in eval
+    mode (BatchNorm at identity) keeps its activations near unit scale; 0.01 for linear layers,
+    so initial logits are small. Zero biases; BatchNorm at identity."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.trunc_normal_(m.weight, std=0.1, a=-0.2, b=0.2)
+            fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            std = (2.0 / fan_in) ** 0.5
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
         elif isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.01, a=-0.02, b=0.02)
             nn.init.zeros_(m.bias)

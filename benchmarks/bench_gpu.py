@@ -1,0 +1,302 @@
+"""GPU training throughput of the seed recipe's training step, and the wall time it implies
+for the 100-epoch VOC07+12 experiment, in one run on synthetic data.
+
+    python benchmarks/bench_gpu.py [--models inception_v2 googlenet_bn] [--batch-size 128]
+        [--configs fp32 bf16-cl bf16-cl-compile] [--steps 30] [--warmup 10] [--workers N]
+
+On a machine without CUDA it prints "CUDA not available, nothing measured" and exits with
+status 0. ``--device cpu`` runs the same code on the CPU (a smoke test of the script with
+small ``--image-size`` / ``--batch-size``, not a measurement).
+
+The step is the seed recipe's (SPEC section 4, as ``inception-v2 train --recipe seed`` runs
+it): ``forward_with_aux``, cross-entropy on the logits + 0.3 x cross-entropy on each auxiliary
+head, Adam lr 1e-3, batch 128, 20 classes, ``cudnn.benchmark`` on. Configurations:
+
+* ``fp32``: float32, NCHW (PyTorch's default settings, so cuDNN convolutions may use TF32);
+* ``bf16-cl``: bfloat16 autocast + channels_last (the training default on CUDA);
+* ``bf16-cl-compile``: the same with ``torch.compile`` of the training forward.
+
+Each is measured "data excluded" (a fixed, already normalized batch on the GPU) and "data
+included" (a DataLoader with ``--workers`` processes over synthetic ``uint8`` crops of VOC-like
+sizes in memory, through the project's train transforms -- resize the shorter side, random
+crop, flip, normalize -- pinned and copied to the GPU; the prepared store reads raw ``uint8``
+pixels too, so no decoding is skipped), the latter with two loaders: ``float`` (all transforms
+in the workers) and ``uint8`` (the workers stop at the uint8 crop; ``inception_v2.data.normalize``
+does the float steps on the GPU). The faster of the two goes into the implied wall time. Evaluation throughput (the test split is
+evaluated every epoch) is measured with :func:`inception_v2.inference.prepare_for_inference`
+(fp32: the eager eval model). The implied wall time of the experiment is
+``100 x (40,058 / train images/s with data + 12,032 / eval images/s)``, against the source's
+308 min (Inception-v2) and 195 min (GoogLeNet-BN). Target (issue 5): >= 3,000 images/s for
+``inception_v2`` on one H200-class GPU, i.e. the whole experiment in under 25 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from inception_v2 import create_model, get_data_config, list_models
+from inception_v2.inference import prepare_for_inference
+
+CONFIGS: Dict[str, Dict[str, bool]] = {
+    "fp32": {"amp": False, "channels_last": False, "compile": False},
+    "bf16-cl": {"amp": True, "channels_last": True, "compile": False},
+    "bf16-cl-compile": {"amp": True, "channels_last": True, "compile": True},
+}
+SOURCE_MINUTES = {"inception_v2": 308, "googlenet_bn": 195}  # the source's 100-epoch runs
+TRAIN_CROPS, TEST_CROPS, EPOCHS = 40_058, 12_032, 100  # SPEC section 4
+NUM_CLASSES = 20
+AUX_WEIGHT = 0.3
+LR = 1e-3
+
+
+def loader_transforms(cfg, uint8: bool) -> Tuple[Callable, Callable[[torch.Tensor], torch.Tensor]]:
+    """(per-image transform in the workers, per-batch step on the device).
+
+    ``uint8=False``: the project's train transforms end to end in the workers (float batches
+    travel to the device). ``uint8=True``: the workers stop at the flipped ``uint8`` crop and
+    ``inception_v2.data.normalize`` does the float steps on the batch on the device. Without
+    the project's data package, the same pipeline is written out with torchvision."""
+    try:
+        from inception_v2.data import normalize, train_transform
+    except ImportError:
+        from torchvision.transforms import v2
+
+        head = [v2.Resize(cfg.resize_size, antialias=True), v2.RandomCrop(cfg.input_size), v2.RandomHorizontalFlip()]
+        tail = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.mean), list(cfg.std))])
+        if uint8:
+            return v2.Compose(head), tail
+        return v2.Compose(head + list(tail.transforms)), lambda x: x
+    if uint8:
+        return train_transform(cfg, normalize=False), lambda x: normalize(x, cfg)
+    return train_transform(cfg), lambda x: x
+
+
+def synthetic_pool(size: int = 256, seed: int = 0) -> List[np.ndarray]:
+    """``size`` random ``uint8`` crops (``H x W x 3``), sides drawn from VOC-like object sizes."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in rng.integers(60, 480, size=(size, 2))]
+
+
+class SyntheticCrops(Dataset):
+    """``length`` crops cycling through ``pool``, as ``3 x H x W`` tensors with channels-last
+    memory (like the prepared store's), through ``transform``; random labels."""
+
+    def __init__(self, pool: List[np.ndarray], length: int, transform: Callable) -> None:
+        self.pool, self.length, self.transform = pool, length, transform
+        self.labels = np.random.default_rng(1).integers(0, NUM_CLASSES, size=length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> Tuple[torch.Tensor, int]:
+        image = torch.from_numpy(self.pool[i % len(self.pool)]).permute(2, 0, 1)
+        return self.transform(image), int(self.labels[i])
+
+
+class ForwardWithAux(nn.Module):
+    """``model.forward_with_aux`` as a module's ``forward``, so ``torch.compile`` can take it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model.forward_with_aux(x)
+
+
+def make_step(model: nn.Module, config: Dict[str, bool], device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    forward = ForwardWithAux(model)
+    if config["compile"]:
+        forward = torch.compile(forward)
+    ce = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config["amp"]):
+            out = forward(x)
+            loss = ce(out.logits.float(), y)
+            for aux in out.aux_logits:
+                loss = loss + AUX_WEIGHT * ce(aux.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool):
+    x = x.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
+def timed_steps(batches: Iterator, run: Callable, steps: int, warmup: int, device: torch.device,
+                batch_size: int) -> float:  # fmt: skip
+    """Images/s of ``run`` over ``steps`` batches after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        run(*next(batches))
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        run(*next(batches))
+    sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def measure(name: str, config_name: str, args: argparse.Namespace, device: torch.device,
+            pool: List[np.ndarray], log: Callable[[str], None]) -> Dict[str, Any]:  # fmt: skip
+    config = CONFIGS[config_name]
+    cfg = get_data_config(name)
+    if args.image_size:
+        cfg = cfg.with_input_size(args.image_size)
+    bs, size = args.batch_size, cfg.input_size
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=NUM_CLASSES).to(device).train()
+    if config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    step = make_step(model, config, device)
+    compile_warmup = 5 if config["compile"] else 0
+
+    # data excluded: one normalized batch, already on the device
+    x = torch.randn(bs, 3, size, size)
+    y = torch.randint(0, NUM_CLASSES, (bs,))
+    x, y = to_device(x, y, device, config["channels_last"])
+
+    def fixed() -> Iterator:
+        while True:
+            yield x, y
+
+    start = time.perf_counter()
+    no_data = timed_steps(fixed(), step, args.steps, args.warmup + compile_warmup, device, bs)
+    log(f"  {name} {config_name}: train, data excluded {no_data:,.0f} images/s "
+        f"({time.perf_counter() - start:.0f} s with warm-up)")  # fmt: skip
+
+    # data included: DataLoader workers + train transforms + host-to-device copy. The workers
+    # start together and hand over their first batches in a burst; warming up for two batches
+    # per worker and timing at least four per worker keeps that burst out of the figure.
+    data_warmup = max(args.warmup, 2 * args.workers)
+    data_steps = max(args.steps, 4 * args.workers)
+    with_data: Dict[str, float] = {}
+    for kind in args.loaders:
+        transform, on_device = loader_transforms(cfg, uint8=kind == "uint8")
+        dataset = SyntheticCrops(pool, bs * (data_warmup + data_steps + 1), transform)
+        loader = DataLoader(dataset, batch_size=bs, shuffle=True, num_workers=args.workers, drop_last=True,
+                            pin_memory=device.type == "cuda")  # fmt: skip
+
+        def loaded() -> Iterator:
+            for xb, yb in loader:
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                xb = on_device(xb)
+                if config["channels_last"]:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                yield xb, yb
+
+        with_data[kind] = timed_steps(loaded(), step, data_steps, data_warmup, device, bs)
+        log(f"  {name} {config_name}: train, data included ({kind} loader) {with_data[kind]:,.0f} images/s")
+
+    # evaluation, as evaluate runs it (the deployment copy for the fast configurations)
+    model.eval()
+    if config["amp"]:
+        runner: nn.Module = prepare_for_inference(model, device, compile=config["compile"])
+    else:
+        runner = model
+    xe = torch.randn(bs, 3, size, size, device=device)
+
+    def infer(xb: torch.Tensor) -> None:
+        with torch.inference_mode():
+            runner(xb)
+
+    def eval_batches() -> Iterator:
+        while True:
+            yield (xe,)
+
+    eval_ips = timed_steps(eval_batches(), infer, args.steps, args.warmup + compile_warmup, device, bs)
+    log(f"  {name} {config_name}: eval {eval_ips:,.0f} images/s")
+    best_loader = max(with_data, key=with_data.get)
+    minutes = EPOCHS * (TRAIN_CROPS / with_data[best_loader] + TEST_CROPS / eval_ips) / 60
+    minutes_no_data = EPOCHS * (TRAIN_CROPS / no_data + TEST_CROPS / eval_ips) / 60
+    del model, runner, step
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return {
+        "model": name, "config": config_name, "image_size": size, "batch_size": bs,
+        "train_ips_no_data": no_data, "train_ips_with_data": with_data, "best_loader": best_loader,
+        "eval_ips": eval_ips, "experiment_minutes": minutes, "experiment_minutes_no_data": minutes_no_data,
+        "source_minutes": SOURCE_MINUTES.get(name),
+    }  # fmt: skip
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["inception_v2", "googlenet_bn"], choices=list_models())
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--image-size", type=int, default=None, help="crop side (default: each model's own)")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per measurement (default 30)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps first (compile: 5 more)")
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1), help="DataLoader processes")
+    p.add_argument("--loaders", nargs="+", default=["float", "uint8"], choices=["float", "uint8"],
+                   help="data-included variants: float batches from the workers, or uint8 batches "
+                        "normalized on the device (default: both)")  # fmt: skip
+    p.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu for a smoke test")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("CUDA not available, nothing measured")
+        return 0
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        where = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    else:
+        where = f"CPU {platform.machine()} (smoke test, not a measurement)"
+    log(f"torch {torch.__version__}, {where}, {os.cpu_count()} CPU cores, {args.workers} loader workers, "
+        f"batch {args.batch_size}, {args.steps} timed steps")  # fmt: skip
+    pool = synthetic_pool()
+    rows = []
+    for name in args.models:
+        for config_name in args.configs:
+            rows.append(measure(name, config_name, args, device, pool, log))
+    log("")
+    loaders = " | ".join(f"train img/s, data included ({k} loader)" for k in args.loaders)
+    log(f"| model | size | config | train img/s, data excluded | {loaders} | eval img/s "
+        "| 100 epochs (min), with data / without | source (min) | speed-up |")
+    log("|---|---:|---|---:|" + "---:|" * len(args.loaders) + "---:|---:|---:|---:|")
+    for r in rows:
+        src = r["source_minutes"]
+        speedup = f"{src / r['experiment_minutes']:.1f}x" if src else "-"
+        loaded = " | ".join(f"{r['train_ips_with_data'][k]:,.0f}" for k in args.loaders)
+        log(f"| {r['model']} | {r['image_size']} | {r['config']} | {r['train_ips_no_data']:,.0f} | {loaded} | "
+            f"{r['eval_ips']:,.0f} | {r['experiment_minutes']:.1f} / {r['experiment_minutes_no_data']:.1f} | "
+            f"{src or '-'} | {speedup} |")  # fmt: skip
+    v2 = [r for r in rows if r["model"] == "inception_v2"]
+    if v2:
+        best = max(v2, key=lambda r: r["train_ips_with_data"][r["best_loader"]])
+        log(f"\ninception_v2 best: {best['train_ips_with_data'][best['best_loader']]:,.0f} images/s with data "
+            f"({best['config']}, {best['best_loader']} loader), {best['experiment_minutes']:.1f} min for the "
+            "experiment (target >= 3,000 images/s, < 25 min)")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,388 @@
+"""``inception-v2 export``: a model as an ONNX or TorchScript file, checked against PyTorch.
+
+What is exported is the deployment copy of the model (:func:`inception_v2.inference.deploy_copy`:
+eval mode, BatchNorm folded into the convolutions, no auxiliary head), traced on a fixed
+``S x S`` input with a dynamic batch dimension:
+
+* ONNX: input ``images`` (``N x 3 x S x S`` float32, normalized as the model's data config),
+  output ``logits`` (``N x num_classes`` float32), written by PyTorch's TorchScript-based
+  exporter (``dynamo=False``: it needs neither ``onnxscript`` nor ``torch.export``). The
+  file's ``metadata_props`` hold ``model_name`` (plain text) and, JSON-encoded, ``classes``
+  (a list, or null for an untrained model), ``num_classes``, ``image_size``, ``resize_size``,
+  ``mean`` and ``std``.
+* TorchScript: ``torch.jit.trace`` of the same copy; the same fields are stored as the extra
+  file ``meta.json`` (``torch.jit.load(path, _extra_files={"meta.json": ""})``).
+
+The file is written next to its destination under a temporary name, loaded back (ONNX Runtime,
+or ``torch.jit.load``) and run on random input at two batch sizes; only when its logits agree
+with the original PyTorch model's (float32, eval mode, BatchNorm not folded) within
+:func:`parity_tolerance` (1e-4 max-abs for logits of order 1) is it renamed onto the
+destination. Otherwise :class:`ParityError` is raised and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import os
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from inception_v2.errors import UsageError
+from inception_v2.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
+from inception_v2.models import create_model, list_models
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+FORMATS = ("onnx", "torchscript")
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+DEFAULT_OPSET = 17  # supported by every maintained ONNX Runtime release
+MIN_OPSET, MAX_OPSET = 11, 20  # 20: the newest opset of PyTorch's TorchScript-based exporter
+TORCHSCRIPT_META = "meta.json"
+# Parity: the exported file's logits must be within parity_tolerance() of PyTorch's, max-abs.
+TOLERANCE = 1e-4  # max-abs, for logits up to 1 in magnitude (relative beyond)
+NOISE_FACTOR = 3  # ... unless float32 itself is noisier: see parity_tolerance
+VERIFY_BATCH_SIZES = (1, 3)
+TRACE_BATCH_SIZE = 2  # differs from both verification sizes, so they test the dynamic batch
+
+
+class ParityError(RuntimeError):
+    """The exported file's logits differ from PyTorch's by more than the tolerance."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    model_name: str
+    image_size: int
+    num_classes: int
+    opset: Optional[int]
+    max_abs_diff: Dict[int, float]  # batch size -> max |exported - PyTorch|
+    tolerance: float
+    float32_error: float  # max |PyTorch float32 - PyTorch float64| on the same inputs
+    size_bytes: int
+
+    def describe(self) -> str:
+        what = f"ONNX opset {self.opset}" if self.format == "onnx" else "TorchScript"
+        runtime = "ONNX Runtime" if self.format == "onnx" else "torch.jit.load"
+        diffs = ", ".join(f"{d:.1e} at batch {b}" for b, d in self.max_abs_diff.items())
+        return (
+            f"wrote {self.path} ({what}, {self.size_bytes / 1e6:.1f} MB): {self.model_name}, "
+            f"input '{INPUT_NAME}' N x 3 x {self.image_size} x {self.image_size} (N dynamic) -> "
+            f"output '{OUTPUT_NAME}' N x {self.num_classes}\n"
+            f"verified with {runtime} against PyTorch: max-abs difference {diffs} "
+            f"(tolerance {self.tolerance:.1e}; PyTorch float32 vs float64: {self.float32_error:.1e})"
+        )
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def _image_size(model: nn.Module, image_size: Optional[int]) -> int:
+    cfg = getattr(model, "data_config", None)
+    if cfg is None:
+        raise UsageError("only models with a data_config (from create_model or load_model) can be exported")
+    size = cfg.input_size if image_size is None else int(image_size)
+    if size < cfg.min_input_size:
+        raise UsageError(f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, got {size}")
+    return size
+
+
+def export_metadata(model: nn.Module, image_size: int) -> Dict[str, Any]:
+    """The fields stored with an exported file: ``model_name``, ``classes`` (list or None),
+    ``num_classes``, ``image_size``, ``resize_size``, ``mean``, ``std``. The resize keeps its
+    ratio to the crop when ``image_size`` is not the model's own."""
+    cfg = model.data_config
+    if image_size != cfg.input_size:
+        cfg = cfg.with_input_size(image_size)
+    classes = getattr(model, "classes", None)
+    return {
+        "model_name": getattr(model, "name", type(model).__name__),
+        "classes": list(classes) if classes is not None else None,
+        "num_classes": int(model.num_classes) if hasattr(model, "num_classes") else None,
+        "image_size": image_size,
+        "resize_size": cfg.resize_size,
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+    }
+
+
+def onnx_metadata_props(fields: Dict[str, Any]) -> Dict[str, str]:
+    """``metadata_props`` values are strings: JSON for each field, the model name as is."""
+    return {k: v if k == "model_name" else json.dumps(v) for k, v in fields.items()}
+
+
+def _random_batch(batch_size: int, image_size: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch_size, 3, image_size, image_size, generator=g) * 2 - 1  # like mean/std 0.5
+
+
+def parity_tolerance(logits: torch.Tensor, float32_error: float) -> float:
+    """How far an exported model's logits may be from PyTorch's (max-abs).
+
+    ``TOLERANCE`` (1e-4), times the largest logit when that exceeds 1 (float32 rounding grows
+    with magnitude: an untrained model in eval mode, whose BatchNorm statistics are still 0 / 1,
+    has logits around 1e4) -- or ``NOISE_FACTOR`` times ``float32_error``, PyTorch's own float32
+    error against float64 on the same inputs, when that is larger: these networks are deep
+    enough that two correct float32 implementations can differ by ~1e-4 on logits of order 1,
+    so a fixed 1e-4 would reject correct files. A real export bug (a missing layer, a wrong
+    fold, dropout left on) moves the logits by orders of magnitude more than either bound.
+    """
+    scale = max(1.0, float(logits.abs().max()))
+    return max(TOLERANCE * scale, NOISE_FACTOR * float32_error)
+
+
+class _Reference(NamedTuple):
+    inputs: Dict[int, torch.Tensor]  # batch size -> random normalized batch
+    logits: Dict[int, torch.Tensor]  # the model's float32 logits on it
+    float32_error: float  # max |float32 logits - float64 logits| over all batches
+    tolerance: float
+
+
+def _reference(model: nn.Module, image_size: int) -> _Reference:
+    """PyTorch's answers (the model itself: eval mode, BatchNorm not folded) on random batches."""
+    ref = copy.deepcopy(model).float().cpu().eval()
+    inputs = {b: _random_batch(b, image_size, seed=b) for b in VERIFY_BATCH_SIZES}
+    try:
+        with torch.inference_mode():
+            logits = {b: ref(x) for b, x in inputs.items()}
+            ref64 = ref.double()
+            error = max(float((logits[b].double() - ref64(x.double())).abs().max()) for b, x in inputs.items())
+    except (RuntimeError, ValueError) as e:
+        raise UsageError(
+            f"{getattr(model, 'name', 'the model')} cannot run at {image_size}x{image_size}: {str(e).splitlines()[0]}"
+        ) from None
+    largest = max(logits.values(), key=lambda t: float(t.abs().max()))
+    return _Reference(inputs, logits, error, parity_tolerance(largest, error))
+
+
+def _compare(run: Callable[[torch.Tensor], torch.Tensor], ref: _Reference, what: str) -> Dict[int, float]:
+    """Max-abs difference of ``run`` from PyTorch at each batch size; :class:`ParityError`
+    when one exceeds the tolerance."""
+    diffs: Dict[int, float] = {}
+    for b, x in ref.inputs.items():
+        got = run(x)
+        if tuple(got.shape) != tuple(ref.logits[b].shape):
+            raise ParityError(f"{what} returned logits shaped {tuple(got.shape)} for a batch of {b}, "
+                              f"PyTorch {tuple(ref.logits[b].shape)}")  # fmt: skip
+        diffs[b] = float((got.float() - ref.logits[b]).abs().max())
+    if not all(d <= ref.tolerance for d in diffs.values()):  # also catches NaN
+        raise ParityError(
+            f"{what} disagrees with PyTorch: max-abs difference "
+            + ", ".join(f"{d:.2e} at batch {b}" for b, d in diffs.items())
+            + f" exceeds the tolerance {ref.tolerance:.1e}"
+        )
+    return diffs
+
+
+def _write_verified(path: Path, write: Callable[[Path], None], verify: Callable[[Path], Any]) -> Any:
+    """``write`` the file to a temporary sibling of ``path``, ``verify`` it there, then rename
+    it onto ``path``; on any failure the temporary file is removed and ``path`` untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
+        result = verify(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+@contextmanager
+def _quiet_tracing() -> Iterator[None]:
+    """Silences the tracer's notes on our input checks (they become constants, which is what
+    a fixed-size export wants) and PyTorch's deprecation notices for its TorchScript tools."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        yield
+
+
+def _result(
+    model: nn.Module, path: Path, fmt: str, size: int, opset: Optional[int], ref: _Reference,
+    diffs: Dict[int, float],
+) -> ExportResult:
+    num_classes = int(ref.logits[VERIFY_BATCH_SIZES[0]].shape[1])
+    return ExportResult(path, fmt, getattr(model, "name", type(model).__name__), size, num_classes, opset,
+                        diffs, ref.tolerance, ref.float32_error, path.stat().st_size)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def export_onnx(
+    model: nn.Module, path: PathLike, image_size: Optional[int] = None, opset: int = DEFAULT_OPSET,
+) -> ExportResult:
+    """Write ``model`` as a verified ONNX file (see the module docstring). Needs ``onnx`` and
+    ``onnxruntime`` (``pip install 'inception-v2[onnx]'``)."""
+    try:
+        import onnx
+    except ImportError:
+        raise UsageError(f"ONNX export needs the onnx package, which is not installed; install it with: {ONNX_INSTALL_HINT}") from None
+    import_onnxruntime()
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
+    path = Path(path)
+    size = _image_size(model, image_size)
+    ref = _reference(model, size)
+    deploy = deploy_copy(model).float().cpu()
+    buffer = io.BytesIO()
+    with _quiet_tracing():
+        torch.onnx.export(
+            deploy, (_random_batch(TRACE_BATCH_SIZE, size, seed=0),), buffer, dynamo=False,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset, do_constant_folding=True,
+        )  # fmt: skip
+    proto = onnx.load_from_string(buffer.getvalue())
+    from inception_v2 import __version__
+
+    proto.producer_name, proto.producer_version = "inception-v2", __version__
+    del proto.metadata_props[:]
+    for key, value in onnx_metadata_props(export_metadata(model, size)).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+
+    def verify(tmp: Path) -> Dict[int, float]:
+        runner = OnnxClassifier(tmp, providers=["CPUExecutionProvider"])
+        if runner.image_size != size or runner.input_name != INPUT_NAME or runner.output_name != OUTPUT_NAME:
+            raise ParityError(f"{path}: the written file does not read back as written")
+        return _compare(runner, ref, "the ONNX Runtime session")
+
+    diffs = _write_verified(path, lambda tmp: tmp.write_bytes(data), verify)
+    return _result(model, path, "onnx", size, opset, ref, diffs)
+
+
+def export_torchscript(model: nn.Module, path: PathLike, image_size: Optional[int] = None) -> ExportResult:
+    """Write ``model`` as a verified TorchScript file (``torch.jit.trace``; see the module
+    docstring). The traced graph does not check its input's shape."""
+    path = Path(path)
+    size = _image_size(model, image_size)
+    ref = _reference(model, size)
+    deploy = deploy_copy(model).float().cpu()
+    meta = json.dumps(export_metadata(model, size))
+    with _quiet_tracing():
+        traced = torch.jit.trace(deploy, _random_batch(TRACE_BATCH_SIZE, size, seed=0), check_trace=False)
+
+    def write(tmp: Path) -> None:
+        with _quiet_tracing():
+            torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_META: meta})
+
+    def verify(tmp: Path) -> Dict[int, float]:
+        loaded, read_back = read_torchscript(tmp)
+        if read_back.get("image_size") != size:
+            raise ParityError(f"{path}: the written file's metadata does not read back as written")
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return loaded(x)
+
+        return _compare(run, ref, "the TorchScript module")
+
+    diffs = _write_verified(path, write, verify)
+    return _result(model, path, "torchscript", size, None, ref, diffs)
+
+
+def read_torchscript(path: PathLike) -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
+    """A TorchScript file written by :func:`export_torchscript` and its metadata (decoded)."""
+    extra = {TORCHSCRIPT_META: ""}
+    with _quiet_tracing():
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return module, json.loads(extra[TORCHSCRIPT_META] or "{}")
+
+
+def export_model(
+    model: nn.Module, path: PathLike, format: str = "onnx", image_size: Optional[int] = None,
+    opset: Optional[int] = None,
+) -> ExportResult:
+    """Export ``model`` in ``format`` (``onnx`` or ``torchscript``) and verify the file."""
+    if format == "onnx":
+        return export_onnx(model, path, image_size, DEFAULT_OPSET if opset is None else opset)
+    if format == "torchscript":
+        if opset is not None:
+            raise UsageError("--opset applies to ONNX export only")
+        return export_torchscript(model, path, image_size)
+    raise UsageError(f"unknown export format {format!r}; available: {', '.join(FORMATS)}")
+
+
+# --------------------------------------------------------------------------- CLI
+
+_SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
+                   ".torchscript": "torchscript"}  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = args.format or _SUFFIX_FORMATS.get(Path(args.out).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"cannot tell the format from {args.out!r}; give --format {' or '.join(FORMATS)}")
+    if args.checkpoint is not None:
+        if args.num_classes is not None:
+            raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
+        if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+            raise UsageError(f"--out {args.out} is the checkpoint itself; choose another file")
+        from inception_v2 import load_model
+
+        model = load_model(args.checkpoint)
+    else:
+        num_classes = 1000 if args.num_classes is None else args.num_classes
+        if num_classes < 1:
+            raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
+        model = create_model(args.model, num_classes=num_classes)
+        print(f"note: exporting an untrained {args.model}: random weights and BatchNorm statistics "
+              "never measured, so its logits are huge and the check below is relative to them")
+    try:
+        result = export_model(model, args.out, fmt, args.image_size, args.opset)
+    except ParityError as e:
+        print(f"error: {e}; nothing was written", file=sys.stderr)
+        return 1
+    print(result.describe())
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export", help="write a model as ONNX or TorchScript, verified against PyTorch",
+        description=(
+            "Export the eval-mode network (BatchNorm folded, no auxiliary head) with a dynamic "
+            f"batch dimension: input '{INPUT_NAME}' N x 3 x S x S (normalized), output "
+            f"'{OUTPUT_NAME}' N x classes. The written file is run on random input at batch sizes "
+            f"{' and '.join(map(str, VERIFY_BATCH_SIZES))} and must match PyTorch within "
+            f"{TOLERANCE:g} max-abs (relative to the largest logit when that exceeds 1, and at least "
+            f"{NOISE_FACTOR}x PyTorch's own float32 error); otherwise nothing is written and the "
+            "exit status is 1."
+        ),
+    )  # fmt: skip
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training")
+    src.add_argument("--model", metavar="NAME", help=f"an untrained model, one of: {', '.join(list_models())}")
+    p.add_argument("--num-classes", type=int, default=None, metavar="K", help="with --model: classifier width (default 1000)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="default: from the suffix of --out (.onnx; .pt, .ts: torchscript)")  # fmt: skip
+    p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
+    p.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="input side S (default: the model's trained / nominal size)")  # fmt: skip
+    p.add_argument("--opset", type=int, default=None, metavar="K", help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.set_defaults(func=run)
