@@ -6,6 +6,7 @@ reference Inception-v3 / GoogLeNet, measured in the same process, interleaved ro
 Prints images/s for each pair and two ratios: plain (ours / torchvision images/s) and per
 multiply-add (ours images/s x our MACs) / (torchvision images/s x its MACs), i.e. how fast each
 network gets through its own arithmetic. Target: per-multiply-add ratio >= 1.0 in both modes.
+Also prints how long building each model takes (target: well under a second).
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def main() -> None:
         size = get_data_config(name).input_size
         x = torch.randn(args.batch_size, 3, size, size, device=device)
         y = torch.randint(0, 20, (args.batch_size,), device=device)
+        create_model(name, num_classes=20)  # warm-up: imports, allocator
+        start = time.perf_counter()
         ours = create_model(name, num_classes=20).to(device)
+        build_s = time.perf_counter() - start
         base_name = BASELINES[name]
         base = torchvision_model(base_name, 20).to(device)
         macs = {"ours": count_macs(ours, size), "base": count_macs(base, size)}
@@ -108,7 +112,8 @@ def main() -> None:
             per_mac = ratio * macs["ours"] / macs["base"]
             print(f"{name:<14}{mode:<7}{ips['ours']:>11.1f}{base_name:>14}{ips['base']:>11.1f}"
                   f"{ratio:>8.2f}{per_mac:>9.2f}")
-        print(f"{'':<14}MACs: ours {macs['ours'] / 1e9:.2f} G, {base_name} {macs['base'] / 1e9:.2f} G")
+        print(f"{'':<14}MACs: ours {macs['ours'] / 1e9:.2f} G, {base_name} {macs['base'] / 1e9:.2f} G;"
+              f" building {name} took {build_s:.2f} s")
 
 
 if __name__ == "__main__":
