@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -121,10 +122,11 @@ def _load_chunk(path: Path, pixels: bool = False) -> Tuple[List[Dict[str, Any]],
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork starts workers without re-importing anything (torch included); the workers never
-    # touch torch, so forking a process that imported it is safe. Elsewhere: spawn.
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
+    # Not plain fork: the calling process may run threads (PyTorch's, a DataLoader's, a test
+    # runner's) whose locks a forked child would inherit held, and hang on. forkserver forks
+    # from a clean single-threaded server; spawn where there is none.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
 
 
@@ -142,9 +144,13 @@ def _run_chunks(
             for chunk in todo:
                 bar.update(_run_chunk(chunk))
         else:
-            with _pool_context().Pool(min(workers, len(todo)), _init_worker, (source, options)) as pool:
-                for n in pool.imap_unordered(_run_chunk, todo):
-                    bar.update(n)
+            # A worker that dies (killed, out of memory) breaks the executor and raises here,
+            # where a multiprocessing.Pool would wait for it forever.
+            with ProcessPoolExecutor(
+                min(workers, len(todo)), _pool_context(), _init_worker, (source, options)
+            ) as pool:
+                for future in as_completed([pool.submit(_run_chunk, c) for c in todo]):
+                    bar.update(future.result())
     finally:
         bar.close()
         _WORKER.clear()

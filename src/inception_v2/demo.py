@@ -1,0 +1,97 @@
+"""``inception-v2 demo``: the whole experiment on the built-in sample, on CPU, in minutes.
+
+make-sample -> prepare -> train ``inception_v2`` and ``googlenet_bn`` with a small CPU preset
+(reduced input size, few epochs; otherwise the ``seed`` recipe) -> compare. Rerunning it on the
+same folder reuses what is finished (the sample, the prepared crops, finished runs) and
+resumes an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+from inception_v2.data import make_sample, prepare
+from inception_v2.errors import UsageError
+from inception_v2.report import compare
+from inception_v2.train.config import resolve_config
+from inception_v2.train.engine import fit
+
+# One compute thread: on a CPU shared with other processes, OpenMP's busy-waiting makes two
+# threads up to 10x slower than one (measured); on an idle machine two are ~1.5x faster.
+DEMO_THREADS = 1
+DEMO_VAL_FRACTION = 0.1  # ~100 val crops of the sample's ~1,000 trainval ones
+# The CPU preset, chosen by measurement (docs/training.md): the seed recipe (Adam 1e-3, aux 0.3)
+# at small inputs and few epochs. Inception-v2's smallest input is 75.
+DEMO_RUNS: Dict[str, Dict[str, Any]] = {
+    "inception_v2": {"image_size": 75, "epochs": 6, "batch_size": 32},
+    "googlenet_bn": {"image_size": 64, "epochs": 6, "batch_size": 32},
+}
+
+
+def demo(
+    out: Path = Path("demo-run"), workers: int = 0, device: str = "cpu", threads: Optional[int] = DEMO_THREADS,
+    progress: bool = True, log: Callable[[str], None] = print, epochs: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Run the demo in ``out``; returns :func:`inception_v2.report.compare`'s result plus
+    ``summaries`` (model -> summary.json) and ``seconds``. ``threads`` sets
+    :func:`torch.set_num_threads` for the run (None: PyTorch's default); ``epochs`` overrides
+    the preset's (for quick checks)."""
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    out = Path(out)
+    start = time.perf_counter()
+    log(f"[1/4] make-sample -> {out / 'sample'}")
+    make_sample(out / "sample")
+    log(f"[2/4] prepare -> {out / 'prepared'}")
+    prepare(out / "prepared", voc_root=out / "sample", val_fraction=DEMO_VAL_FRACTION, progress=progress, log=log)
+    summaries = {}
+    for i, (model, preset) in enumerate(DEMO_RUNS.items(), start=1):
+        log(f"[3/4] train {model} ({i}/{len(DEMO_RUNS)}) -> {out / 'runs' / model}")
+        options = dict(preset, workers=workers, device=device)
+        if epochs is not None:
+            options["epochs"] = epochs
+        cfg = resolve_config("seed", model=model, data=str(out / "prepared"), out=str(out / "runs" / model), **options)
+        summaries[model] = fit(cfg, resume=True, log=log, progress=progress)
+    log(f"[4/4] compare -> {out / 'compare'}")
+    result = compare([out / "runs" / m for m in DEMO_RUNS], out / "compare")
+    result["summaries"] = summaries
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    threads = None if args.threads == 0 else args.threads
+    result = demo(args.out, workers=args.workers, device=args.device, threads=threads, progress=not args.no_progress)
+    print()
+    print(result["table"])
+    print()
+    for model, s in result["summaries"].items():
+        print(f"{model}: test top-1 {s['test_acc1_at_best_val']:.2%} at the best-val epoch {s['best_epoch']} "
+              f"(chance: 5%)")  # fmt: skip
+    print(f"\ntable: {result['markdown']}")
+    for f in result["figures"]:
+        print(f"figure: {f}")
+    print(f"demo took {result['seconds']:.0f} s")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "demo", help="make-sample -> prepare -> train two models -> compare, on CPU in minutes",
+        description="The experiment end to end on the built-in synthetic sample with a small CPU preset: "
+        "trains inception_v2 and googlenet_bn and prints the comparison table and figure paths.",
+    )
+    p.add_argument("--out", type=Path, default=Path("demo-run"), help="output folder (default demo-run)")
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes (0: in the training process)")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
+    p.add_argument("--threads", type=int, default=DEMO_THREADS,
+                   help=f"compute threads ({DEMO_THREADS}; 0 = PyTorch's default, faster on an idle machine)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)  # fmt: skip

@@ -1,0 +1,124 @@
+"""``inception-v2 predict``: the top classes of images (or of a box in them) with probabilities,
+from a checkpoint (through :func:`~inception_v2.inference.prepare_for_inference`) or an exported
+``.onnx`` file (through :class:`~inception_v2.inference.OnnxClassifier`).
+
+The image, or the ``--box`` crop of it, goes through the model's eval transform: resize the
+shorter side, centre crop, normalize, exactly as the val/test crops in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from inception_v2.data import eval_transform
+from inception_v2.errors import UsageError
+from inception_v2.inference import OnnxClassifier, prepare_for_inference
+from inception_v2.train.checkpoint import load_model
+from inception_v2.train.distributed import DistInfo, resolve_device
+
+Box = Tuple[int, int, int, int]
+
+
+def parse_box(text: str) -> Box:
+    """``"x1,y1,x2,y2"`` -> four ints (VOC convention: 1-based, inclusive pixel coordinates)."""
+    try:
+        box = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise UsageError(f"--box must be x1,y1,x2,y2 (four integers), got {text!r}")
+    x1, y1, x2, y2 = box
+    if x1 < 1 or y1 < 1 or x2 < x1 or y2 < y1:
+        raise UsageError(f"--box {text}: need 1 <= x1 <= x2 and 1 <= y1 <= y2 (1-based, inclusive)")
+    return box  # type: ignore[return-value]
+
+
+def read_image(path: Path, box: Optional[Box] = None) -> torch.Tensor:
+    """An RGB image (or its ``box``) as a ``uint8`` tensor ``3 x H x W``."""
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise UsageError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise UsageError(f"cannot read image {path}: {e}") from None
+    h, w = rgb.shape[:2]
+    if box is not None:
+        x1, y1, x2, y2 = box
+        if x2 > w or y2 > h:
+            raise UsageError(f"--box {x1},{y1},{x2},{y2} is outside {path} ({w}x{h}; boxes are 1-based, inclusive)")
+        rgb = rgb[y1 - 1 : y2, x1 - 1 : x2]
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)  # a writable, contiguous copy
+
+
+def load_classifier(checkpoint: Path, device: str = "auto") -> Any:
+    """A callable on a normalized batch returning logits, with ``classes`` and ``data_config``:
+    a checkpoint's model prepared for inference, or an ``.onnx`` file run by ONNX Runtime."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.suffix.lower() == ".onnx":
+        clf = OnnxClassifier(checkpoint)
+        if not clf.classes:
+            raise UsageError(f"{checkpoint} does not name its classes in its metadata")
+        return clf
+    return prepare_for_inference(load_model(checkpoint), resolve_device(device, DistInfo()))
+
+
+def predict(
+    checkpoint: Path, images: Sequence[Path], box: Optional[Box] = None, topk: int = 5, device: str = "auto",
+) -> List[Dict[str, Any]]:
+    """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...]}``, best first."""
+    if topk < 1:
+        raise UsageError(f"--topk must be >= 1, got {topk}")
+    if not images:
+        raise UsageError("give at least one image")
+    clf = load_classifier(checkpoint, device)
+    transform = eval_transform(clf.data_config)
+    batch = torch.stack([transform(read_image(Path(p), box)) for p in images])
+    with torch.inference_mode():
+        probs = torch.softmax(clf(batch).float(), dim=1).cpu()
+    k = min(topk, probs.shape[1])
+    top = probs.topk(k, dim=1)
+    results = []
+    for path, values, indices in zip(images, top.values.tolist(), top.indices.tolist()):
+        results.append({
+            "image": str(path),
+            "box": list(box) if box else None,
+            "top": [{"class": clf.classes[i], "probability": v} for v, i in zip(values, indices)],
+        })  # fmt: skip
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    box = parse_box(args.box) if args.box else None
+    results = predict(args.checkpoint, args.images, box=box, topk=args.topk, device=args.device)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for r in results:
+        where = f" [box {','.join(map(str, r['box']))}]" if r["box"] else ""
+        print(f"{r['image']}{where}")
+        for t in r["top"]:
+            print(f"  {t['class']:<12} {t['probability']:7.2%}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "predict", help="top classes of images with probabilities",
+        description="Classify images (or a box in them) with a checkpoint or an exported .onnx file.",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="F", help="a .pt from train, or a .onnx from export")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--box", default=None, metavar="x1,y1,x2,y2",
+                   help="classify this box of every image (1-based, inclusive pixel coordinates, as VOC)")
+    p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N (checkpoints only)")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(func=run)  # fmt: skip

@@ -1,0 +1,148 @@
+"""A run's data: the prepared directory (preparing a raw VOC root into a cache first), the three
+splits and their loaders.
+
+* train — ``train_transform`` (random crop + flip), a :class:`DistributedSampler` (also for one
+  process) whose order depends only on ``(seed, epoch)``, whole batches only;
+* val, test — ``eval_transform`` (deterministic), each process takes a strided shard
+  (:class:`~inception_v2.train.distributed.ShardSampler`), so the reduced sums are exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from inception_v2.data import VOCCrops, eval_transform, make_loader, prepare, train_transform
+from inception_v2.data.voc import find_devkit
+from inception_v2.errors import UsageError
+from inception_v2.models import DataConfig
+from inception_v2.train.distributed import DistInfo, ShardSampler, run_on_main
+
+DEFAULT_VAL_FRACTION = 0.05  # prepare's default
+
+
+def prepared_val_fraction(prepared: Path) -> Optional[float]:
+    """The ``val_fraction`` a prepared directory was made with (None if not recorded)."""
+    try:
+        return float(json.loads((prepared / "prepare.json").read_text())["options"]["val_fraction"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def cache_dir_for(voc_root: Path, val_fraction: float, out: Path) -> Path:
+    """Where a raw VOC root is prepared when ``--cache-dir`` is not given: next to the run
+    directory, named after the root and the val fraction (so runs on the same data share it)."""
+    key = f"{voc_root.resolve()}|{val_fraction}"
+    return out.resolve().parent / f".prepared-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def resolve_prepared(
+    data: str,
+    out: str,
+    val_fraction: Optional[float] = None,
+    cache_dir: Optional[str] = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """The prepared directory of ``--data``.
+
+    A prepared directory (one with ``counts.json``) is used as it is; ``val_fraction``, if given,
+    must be the one it was prepared with. A VOC root (a folder with ``VOCdevkit/``, ...) is
+    prepared first into ``cache_dir`` (default: :func:`cache_dir_for`), by rank 0 under DDP; a finished
+    cache is reused. Anything else is a :class:`UsageError`.
+    """
+    path = Path(data)
+    if not path.exists():
+        raise UsageError(f"--data {path} does not exist")
+    if not path.is_dir():
+        raise UsageError(f"--data {path} is not a folder")
+    if (path / "counts.json").is_file():
+        recorded = prepared_val_fraction(path)
+        if val_fraction is not None and recorded is not None and abs(recorded - val_fraction) > 1e-12:
+            raise UsageError(
+                f"--data {path} was prepared with --val-fraction {recorded}, not {val_fraction}; "
+                "prepare it again with the fraction you want (or drop --val-fraction)"
+            )
+        return path
+    if (path / "prepare.json").is_file() or (path / "work").is_dir():
+        raise UsageError(
+            f"--data {path} is an unfinished prepare output (no counts.json); "
+            "run `inception-v2 prepare` again with the same arguments to finish it"
+        )
+    try:
+        find_devkit(path)
+    except UsageError as e:
+        raise UsageError(
+            f"--data {path} is neither a prepared directory (no counts.json) nor a VOC root ({e})"
+        ) from None
+    fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
+    cache = Path(cache_dir) if cache_dir else cache_dir_for(path, fraction, Path(out))
+
+    def prepare_cache() -> None:
+        log(f"{path} is a VOC root: preparing it into {cache} (reused by later runs)")
+        prepare(cache, voc_root=path, val_fraction=fraction, log=log)
+
+    run_on_main(prepare_cache)
+    if not (cache / "counts.json").is_file():
+        raise UsageError(f"preparing {path} into {cache} did not finish")
+    return cache
+
+
+@dataclass
+class RunData:
+    prepared: Path
+    classes: List[str]
+    train: VOCCrops
+    val: VOCCrops
+    test: VOCCrops
+    train_sampler: DistributedSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    test_loader: DataLoader
+
+
+def build_data(
+    prepared: Path, data_cfg: DataConfig, batch_size: int, workers: int, seed: int,
+    info: DistInfo, device: torch.device,
+) -> RunData:
+    """Datasets and loaders of the three splits; :class:`UsageError` for an empty split or a
+    train split smaller than one global batch."""
+    train = VOCCrops(prepared, "train", train_transform(data_cfg))
+    val = VOCCrops(prepared, "val", eval_transform(data_cfg))
+    test = VOCCrops(prepared, "test", eval_transform(data_cfg))
+    for ds in (train, val, test):
+        if len(ds) == 0:
+            hint = " (prepare it with --val-fraction > 0)" if ds.split == "val" else ""
+            raise UsageError(f"{prepared}: the {ds.split} split is empty{hint}")
+    if len(train) < batch_size * info.world_size:
+        raise UsageError(
+            f"{prepared}: the train split has {len(train)} crops, fewer than one batch of "
+            f"{batch_size} x {info.world_size} process(es); lower --batch-size"
+        )
+    pin = device.type == "cuda"
+    # Whole batches only (BatchNorm needs > 1 sample); the order depends on (seed, epoch) only.
+    sampler = DistributedSampler(
+        train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed, drop_last=True
+    )
+    # Workers restart every epoch (persistent_workers=False) so that their random streams,
+    # seeded from the loader's generator, depend only on (seed, epoch): resuming is exact.
+    train_loader = make_loader(
+        train, batch_size, shuffle=False, workers=workers, drop_last=True, sampler=sampler,
+        pin_memory=pin, persistent_workers=False, seed=seed,
+    )  # fmt: skip
+
+    def eval_loader(ds: VOCCrops) -> DataLoader:
+        return make_loader(
+            ds, batch_size, shuffle=False, workers=workers, sampler=ShardSampler(ds, info), pin_memory=pin,
+        )
+
+    return RunData(
+        prepared=prepared, classes=list(train.classes), train=train, val=val, test=test,
+        train_sampler=sampler, train_loader=train_loader,
+        val_loader=eval_loader(val), test_loader=eval_loader(test),
+    )  # fmt: skip

@@ -1,0 +1,36 @@
+"""CUDA paths: bf16 autocast, channels_last, torch.compile, evaluation through the deployment
+path. Run with ``pytest -m gpu`` on a machine with a GPU."""
+
+import pytest
+import torch
+
+from inception_v2.evaluate import evaluate_checkpoint
+from inception_v2.train import fit, load_checkpoint
+
+from tests.train.helpers import quiet, tiny_config
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_bf16_channels_last_run(prepared_sample, tmp_path, compile):
+    out = tmp_path / "cuda"
+    cfg = tiny_config(prepared_sample, out, device="cuda", epochs=2, compile=compile, recipe="paper")
+    summary = fit(cfg, log=quiet, progress=False)
+    state = load_checkpoint(out / "last.pt")
+    assert state["epoch"] == 2 and state["config"]["device"] == "cuda"
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert 0.0 <= summary["test_acc1_at_best_val"] <= 1.0
+    r = evaluate_checkpoint(out / "best.pt", prepared_sample, workers=0, device="cuda",
+                            confusion_png=tmp_path / "cm.png", progress=False)  # fmt: skip
+    assert 0.0 <= r["acc1"] <= r["acc5"] <= 1.0
+
+
+def test_cuda_resume_continues(prepared_sample, tmp_path):
+    out = tmp_path / "cuda"
+    fit(tiny_config(prepared_sample, out, device="cuda", epochs=1), log=quiet, progress=False)
+    fit(tiny_config(prepared_sample, out, device="cuda", epochs=2), resume=True, log=quiet, progress=False)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
