@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One compute thread for every test module: the inputs are tiny, and on a shared CPU two
+    busy-waiting OpenMP threads can be ten times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 # --------------------------------------------------------------------------- data (issue 3)
 # A tiny synthetic VOC devkit (`inception-v2 make-sample`) and its prepared crop stores, built

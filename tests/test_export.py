@@ -23,7 +23,7 @@ from inception_v2.export import (
     export_torchscript,
     read_torchscript,
 )
-from tests.test_fuse import SIZES, batch, calibrated, one_thread  # noqa: F401  (fixture)
+from tests.test_fuse import SIZES, batch, calibrated
 
 CLASSES = ["cat", "dog", "person"]
 

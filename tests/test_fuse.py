@@ -17,15 +17,6 @@ from inception_v2.fuse import fuse_conv_bn
 SIZES = {"googlenet_bn": 64, "inception_v2": 75, "inception_v3": 75}  # small inputs every model takes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One compute thread: on a shared CPU two busy-waiting OpenMP threads can be 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @functools.lru_cache(maxsize=None)
 def calibrated(name: str, num_classes: int = 3) -> nn.Module:
     """A model as training leaves it, in eval mode: BatchNorm affine parameters away from 1 / 0

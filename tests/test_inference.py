@@ -17,7 +17,7 @@ from inception_v2.cli import main
 from inception_v2.errors import UsageError
 from inception_v2.export import export_onnx
 from inception_v2.inference import InferenceModel, OnnxClassifier, prepare_for_inference
-from tests.test_fuse import SIZES, batch, calibrated, one_thread  # noqa: F401  (fixture)
+from tests.test_fuse import SIZES, batch, calibrated
 
 CLASSES = ["cat", "dog", "person"]
 

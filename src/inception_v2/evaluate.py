@@ -47,7 +47,7 @@ def evaluate_checkpoint(
     dev = resolve_device(device, DistInfo())
     model = load_model(checkpoint)
     prepared = resolve_prepared(str(data), str(checkpoint.parent))
-    dataset = VOCCrops(prepared, split, eval_transform(model.data_config))
+    dataset = VOCCrops(prepared, split, eval_transform(model.data_config, normalize=False))
     if len(dataset) == 0:
         raise UsageError(f"{prepared}: the {split} split is empty")
     if list(dataset.classes) != list(model.classes):
@@ -55,7 +55,7 @@ def evaluate_checkpoint(
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, pin_memory=dev.type == "cuda")
     runner = prepare_for_inference(model, dev)
     result = evaluate(runner, loader, device=dev, num_classes=model.num_classes, tta=tta,
-                      progress=progress, desc=f"evaluate {split}")  # fmt: skip
+                      data_cfg=model.data_config, progress=progress, desc=f"evaluate {split}")  # fmt: skip
     per_class = {c: (None if math.isnan(a) else a) for c, a in zip(model.classes, result.per_class)}
     png = Path(confusion_png) if confusion_png else checkpoint.parent / f"confusion-{checkpoint.stem}-{split}.png"
     title = f"{model.name} ({checkpoint.name}) on {split}: top-1 {result.acc1:.2%}"

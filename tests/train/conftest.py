@@ -16,15 +16,6 @@ from inception_v2.train import fit
 from tests.train.helpers import quiet, tiny_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One compute thread: on a shared CPU two busy-waiting OpenMP threads can be 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_run(prepared_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished two-epoch run directory (googlenet_bn, 32 px)."""

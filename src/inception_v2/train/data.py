@@ -1,6 +1,8 @@
 """A run's data: the prepared directory (preparing a raw VOC root into a cache first), the three
 splits and their loaders.
 
+Every split is read as ``uint8`` crops; the engine does the float steps on the device.
+
 * train — ``train_transform`` (random crop + flip), a :class:`DistributedSampler` (also for one
   process) whose order depends only on ``(seed, epoch)``, whole batches only;
 * val, test — ``eval_transform`` (deterministic), each process takes a strided shard
@@ -112,9 +114,10 @@ def build_data(
 ) -> RunData:
     """Datasets and loaders of the three splits; :class:`UsageError` for an empty split or a
     train split smaller than one global batch."""
-    train = VOCCrops(prepared, "train", train_transform(data_cfg))
-    val = VOCCrops(prepared, "val", eval_transform(data_cfg))
-    test = VOCCrops(prepared, "test", eval_transform(data_cfg))
+    # uint8 out of the workers; the engine normalizes on the device (inception_v2.data.normalize)
+    train = VOCCrops(prepared, "train", train_transform(data_cfg, normalize=False))
+    val = VOCCrops(prepared, "val", eval_transform(data_cfg, normalize=False))
+    test = VOCCrops(prepared, "test", eval_transform(data_cfg, normalize=False))
     for ds in (train, val, test):
         if len(ds) == 0:
             hint = " (prepare it with --val-fraction > 0)" if ds.split == "val" else ""
