@@ -41,11 +41,20 @@ def demo(
     ``summaries`` (model -> summary.json) and ``seconds``. ``threads`` sets
     :func:`torch.set_num_threads` for the run (None: PyTorch's default); ``epochs`` overrides
     the preset's (for quick checks)."""
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
-    out = Path(out)
+    try:
+        return _demo(Path(out), workers, device, progress, log, epochs)
+    finally:
+        torch.set_num_threads(before)  # the caller's process keeps its own setting
+
+
+def _demo(
+    out: Path, workers: int, device: str, progress: bool, log: Callable[[str], None], epochs: Optional[int]
+) -> Dict[str, Any]:
     start = time.perf_counter()
     log(f"[1/4] make-sample -> {out / 'sample'}")
     make_sample(out / "sample")
