@@ -23,7 +23,7 @@ crop, flip, normalize -- pinned and copied to the GPU; the prepared store reads 
 pixels too, so no decoding is skipped), the latter with two loaders: ``float`` (all transforms
 in the workers) and ``uint8`` (the workers stop at the uint8 crop; ``inception_v2.data.normalize``
 does the float steps on the GPU). The faster of the two goes into the implied wall time. Evaluation throughput (the test split is
-evaluated every epoch) is measured with :func:`inception_v2.inference.prepare_for_inference`
+evaluated every epoch) is measured with :func:`inception_v2.deploy.inference.prepare_for_inference`
 (fp32: the eager eval model). The implied wall time of the experiment is
 ``100 x (40,058 / train images/s with data + 12,032 / eval images/s)``, against the source's
 308 min (Inception-v2) and 195 min (GoogLeNet-BN). Target (issue 5): >= 3,000 images/s for
@@ -46,7 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from inception_v2 import create_model, get_data_config, list_models
-from inception_v2.inference import prepare_for_inference
+from inception_v2.deploy.inference import prepare_for_inference
 
 CONFIGS: Dict[str, Dict[str, bool]] = {
     "fp32": {"amp": False, "channels_last": False, "compile": False},

@@ -9,7 +9,7 @@ untrained, which changes nothing in the arithmetic):
 
 * ``eager``: the model as built, NCHW;
 * ``fused-nchw``: BatchNorm folded into the convolutions, NCHW (not run by default);
-* ``fused``: :func:`inception_v2.inference.prepare_for_inference` on CPU (BatchNorm folded,
+* ``fused``: :func:`inception_v2.deploy.inference.prepare_for_inference` on CPU (BatchNorm folded,
   channels_last) -- what ``evaluate`` and ``predict`` run;
 * ``compile``: the same under ``torch.compile`` (Inductor, with ``freezing`` on, which folds the
   weights into the compiled graph -- PyTorch's recommended setting for CPU inference);
@@ -43,9 +43,9 @@ import torch
 import torchvision
 
 from inception_v2 import create_model, list_models
-from inception_v2.export import export_onnx
-from inception_v2.fuse import fuse_conv_bn
-from inception_v2.inference import OnnxClassifier, prepare_for_inference
+from inception_v2.deploy.export import export_onnx
+from inception_v2.deploy.fuse import fuse_conv_bn
+from inception_v2.deploy.inference import OnnxClassifier, prepare_for_inference
 from inception_v2.summary import count_macs
 
 ALL_PATHS = ("eager", "fused-nchw", "fused", "compile", "onnx")

@@ -63,3 +63,24 @@ def prepared_sample(sample_devkit: Path, tmp_path_factory: pytest.TempPathFactor
     prepare(out, voc_root=sample_devkit, val_fraction=SAMPLE_VAL_FRACTION, workers=1, progress=False,
             log=lambda _: None)  # fmt: skip
     return out
+
+
+# --------------------------------------------------------------------------- training
+# One tiny finished run shared by the evaluate / compare / predict / load_model tests
+# (configs from ``tests/train/helpers.tiny_config``): GoogLeNet-BN at 32 px, batch 8, two epochs.
+
+
+@pytest.fixture(scope="session")
+def tiny_run(prepared_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-epoch run directory (googlenet_bn, 32 px)."""
+    from inception_v2.train import fit
+    from tests.train.helpers import quiet, tiny_config
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("runs") / "tiny"
+        fit(tiny_config(prepared_sample, out), log=quiet, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return out

@@ -1,5 +1,11 @@
-"""Inception-v2/v3 and GoogLeNet-BN in PyTorch, with the PASCAL VOC 07+12 object-crop experiment."""
+"""Inception-v2/v3 and GoogLeNet-BN in PyTorch, with the PASCAL VOC 07+12 object-crop experiment.
 
+``create_model`` / ``list_models`` build the networks (:mod:`inception_v2.models`);
+``load_model`` reads a trained one back (:mod:`inception_v2.deploy`). Importing the package
+loads neither the training code nor matplotlib.
+"""
+
+from inception_v2.deploy.load import load_model
 from inception_v2.models import (
     DataConfig,
     ModelOutput,
@@ -9,7 +15,7 @@ from inception_v2.models import (
     register_model,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DataConfig",
@@ -20,13 +26,3 @@ __all__ = [
     "load_model",
     "register_model",
 ]
-
-
-def __getattr__(name: str):
-    # ``load_model`` lives with the training code (inception_v2.train.checkpoint); imported on
-    # first use so that ``import inception_v2`` stays as light as the models.
-    if name == "load_model":
-        from inception_v2.train.checkpoint import load_model
-
-        return load_model
-    raise AttributeError(f"module 'inception_v2' has no attribute {name!r}")

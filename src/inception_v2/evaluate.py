@@ -1,22 +1,20 @@
 """``inception-v2 evaluate``: a checkpoint's top-1, top-5, loss, per-class accuracy and confusion
-matrix on a split, through the deployment path (:func:`inception_v2.inference.prepare_for_inference`).
+matrix on a split, through the deployment path (:func:`inception_v2.deploy.inference.prepare_for_inference`).
 
 Preprocessing is the checkpoint's own eval transform (its trained input and resize size).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from inception_v2.data import VOCCrops, eval_transform, make_loader
 from inception_v2.errors import UsageError
-from inception_v2.inference import prepare_for_inference
-from inception_v2.report import plot_confusion
-from inception_v2.train.checkpoint import load_model
+from inception_v2.deploy.inference import prepare_for_inference
+from inception_v2.report.figures import plot_confusion
+from inception_v2.deploy.load import load_model
 from inception_v2.train.data import resolve_prepared
 from inception_v2.train.distributed import DistInfo, resolve_device
 from inception_v2.train.engine import evaluate
@@ -87,35 +85,3 @@ def format_result(r: Dict[str, Any]) -> str:
         lines.append(f"{name:<12} {'-' if acc is None else f'{acc:.2%}':>9} {sum(row):>7}")
     lines.append(f"\nconfusion matrix: {r['confusion_png']}")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    r = evaluate_checkpoint(
-        args.checkpoint, args.data, split=args.split, tta=args.tta, workers=args.workers,
-        batch_size=args.batch_size, device=args.device, confusion_png=args.confusion_png,
-        progress=not args.json,
-    )  # fmt: skip
-    if args.json:
-        print(json.dumps(r))
-    else:
-        print(format_result(r))
-    return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "evaluate", help="top-1/top-5/loss, per-class accuracy and a confusion matrix of a checkpoint",
-        description="Evaluate a checkpoint on the test (or val) split with its own deterministic "
-        "preprocessing, through the deployment path (BatchNorm folded). Writes a confusion-matrix PNG.",
-    )
-    p.add_argument("--checkpoint", required=True, type=Path, metavar="F", help="a .pt written by train")
-    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="the prepared directory")
-    p.add_argument("--split", choices=["test", "val"], default="test")
-    p.add_argument("--tta", choices=["none", "flip"], default="none", help="flip: average with the mirrored image")
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes (2)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--confusion-png", type=Path, default=None,
-                   help="where to write the figure (default: next to the checkpoint)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)  # fmt: skip

@@ -1,6 +1,6 @@
 """``inception-v2 predict``: the top classes of images (or of a box in them) with probabilities,
-from a checkpoint (through :func:`~inception_v2.inference.prepare_for_inference`) or an exported
-``.onnx`` file (through :class:`~inception_v2.inference.OnnxClassifier`).
+from a checkpoint (through :func:`~inception_v2.deploy.inference.prepare_for_inference`) or an exported
+``.onnx`` file (through :class:`~inception_v2.deploy.inference.OnnxClassifier`).
 
 The image, or the ``--box`` crop of it, goes through the model's eval transform: resize the
 shorter side, centre crop, normalize, exactly as the val/test crops in training.
@@ -8,8 +8,6 @@ shorter side, centre crop, normalize, exactly as the val/test crops in training.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -19,8 +17,8 @@ from PIL import Image, UnidentifiedImageError
 
 from inception_v2.data import eval_transform
 from inception_v2.errors import UsageError
-from inception_v2.inference import OnnxClassifier, prepare_for_inference
-from inception_v2.train.checkpoint import load_model
+from inception_v2.deploy.inference import OnnxClassifier, prepare_for_inference
+from inception_v2.deploy.load import load_model
 from inception_v2.train.distributed import DistInfo, resolve_device
 
 Box = Tuple[int, int, int, int]
@@ -93,32 +91,3 @@ def predict(
             "top": [{"class": clf.classes[i], "probability": v} for v, i in zip(values, indices)],
         })  # fmt: skip
     return results
-
-
-def run(args: argparse.Namespace) -> int:
-    box = parse_box(args.box) if args.box else None
-    results = predict(args.checkpoint, args.images, box=box, topk=args.topk, device=args.device)
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    for r in results:
-        where = f" [box {','.join(map(str, r['box']))}]" if r["box"] else ""
-        print(f"{r['image']}{where}")
-        for t in r["top"]:
-            print(f"  {t['class']:<12} {t['probability']:7.2%}")
-    return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "predict", help="top classes of images with probabilities",
-        description="Classify images (or a box in them) with a checkpoint or an exported .onnx file.",
-    )
-    p.add_argument("--checkpoint", required=True, type=Path, metavar="F", help="a .pt from train, or a .onnx from export")
-    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    p.add_argument("--box", default=None, metavar="x1,y1,x2,y2",
-                   help="classify this box of every image (1-based, inclusive pixel coordinates, as VOC)")
-    p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N (checkpoints only)")
-    p.add_argument("--json", action="store_true", help="print one JSON list")
-    p.set_defaults(func=run)  # fmt: skip

@@ -6,15 +6,13 @@ convolutions and matrix products, 2 FLOPs per multiply-add) on one eval-mode for
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any, Dict, List, Optional
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from inception_v2.errors import UsageError
-from inception_v2.models import create_model, get_data_config, list_models
+from inception_v2.models import create_model, get_data_config
 
 
 def count_params(module: torch.nn.Module) -> int:
@@ -93,21 +91,3 @@ def format_summary(s: Dict[str, Any]) -> str:
         f"multiply-adds: {s['macs']:,} ({s['macs'] / 1e9:.2f} G) per image",
     ]
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    s = summarize(args.model, args.image_size, args.num_classes)
-    print(json.dumps(s) if args.json else format_summary(s))
-    return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "summary", help="print stage shapes, parameters and multiply-adds of a model",
-        description="Print every stage's output shape, the parameter count and the multiply-adds.",
-    )
-    p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
-    p.add_argument("--image-size", type=int, default=None, help="input side (default: the model's own)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classifier width (default 1000)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)

@@ -78,7 +78,26 @@ def test_load_model_returns_the_trained_model_in_eval_mode(tiny_run):
 
 def test_checkpoint_holds_the_whole_training_state(tiny_run):
     state = load_checkpoint(tiny_run / "last.pt")
-    for key in ("model", "optimizer", "scheduler", "scaler", "ema", "epoch", "rng", "config", "history", "best"):
+    for key in ("model", "model_ema", "selected", "optimizer", "scheduler", "scaler", "epoch", "rng", "config",
+                "history", "best"):  # fmt: skip
         assert key in state
+    assert state["model_ema"] is None and state["selected"] == "model"  # the seed recipe keeps no EMA
     assert state["epoch"] == 2 and state["config"]["model"] == "googlenet_bn"
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
+
+
+def test_a_version_1_checkpoint_with_an_ema_still_loads(tiny_run, tmp_path):
+    """Before format 2 the EMA was an AveragedModel state dict under "ema" ("module." keys)."""
+    state = load_checkpoint(tiny_run / "last.pt")
+    ema = {k: v + 1.0 if v.is_floating_point() else v for k, v in state["model"].items()}
+    old = {k: v for k, v in state.items() if k not in ("model_ema", "ema_updates", "selected")}
+    old["version"] = 1
+    old["ema"] = {"n_averaged": torch.tensor(7), **{f"module.{k}": v for k, v in ema.items()}}
+    torch.save(old, tmp_path / "v1.pt")
+    upgraded = load_checkpoint(tmp_path / "v1.pt")
+    assert upgraded["selected"] == "ema" and upgraded["ema_updates"] == 7
+    assert set(upgraded["model_ema"]) == set(state["model"])
+    model = load_model(tmp_path / "v1.pt")  # the EMA weights, which version 1 evaluated
+    assert torch.equal(model.fc.weight, ema["fc.weight"])
+    assert torch.equal(load_model(tmp_path / "v1.pt", weights="model").fc.weight, state["model"]["fc.weight"])
+

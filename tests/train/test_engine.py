@@ -4,6 +4,8 @@ import json
 import pytest
 import torch
 
+import inception_v2
+
 from inception_v2.data import VOCCrops
 from inception_v2.errors import UsageError
 from inception_v2.train import NonFiniteLossError, fit, load_checkpoint
@@ -130,7 +132,13 @@ def test_paper_recipe_runs_with_ema_and_clipping(prepared_sample, tmp_path):
     out = tmp_path / "paper"
     summary = fit(tiny_config(prepared_sample, out, recipe="paper", epochs=1), log=quiet, progress=False)
     state = load_checkpoint(out / "last.pt")
-    assert state["ema"] is not None and state["config"]["optimizer"] == "rmsprop_tf"
+    assert state["config"]["optimizer"] == "rmsprop_tf" and state["selected"] == "ema"
+    assert set(state["model_ema"]) == set(state["model"])  # a plain state dict, no "module." prefix
+    assert state["ema_updates"] > 0
+    assert not torch.equal(state["model_ema"]["fc.weight"], state["model"]["fc.weight"])
+    best = load_checkpoint(out / "best.pt")
+    evaluated = inception_v2.load_model(out / "best.pt")  # the EMA weights: what val selected on
+    assert torch.equal(evaluated.fc.weight, best["model_ema"]["fc.weight"])
     assert state["config"]["lr"] == pytest.approx(0.045 * 8 / 32)
     assert 0.0 <= summary["best_val_acc1"] <= 1.0
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from inception_v2.data.store import SPLITS, open_pixels, read_crop, read_index
 from inception_v2.data.voc import VOC_CLASSES
 from inception_v2.errors import UsageError
+from inception_v2.procs import WorkerInit
 
 
 class VOCCrops(Dataset):
@@ -120,4 +121,5 @@ def make_loader(
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=workers > 0 if persistent_workers is None else persistent_workers,
         generator=generator,
+        worker_init_fn=WorkerInit() if workers > 0 else None,  # workers die with this process
     )

@@ -17,7 +17,6 @@ of interruptions). A rerun on a finished folder checks it and returns.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import hashlib
@@ -26,7 +25,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,10 +34,10 @@ import numpy as np
 from tqdm import tqdm
 
 from inception_v2.atomic import atomic_open, write_json, write_text
-from inception_v2.data.counts import assign_splits, compare_with_seed, make_counts, summary_table
+from inception_v2.data.counts import assign_splits, make_counts, summary_table
 from inception_v2.data.crops import MANIFEST_FIELDS, process_image, skipped_rows
 from inception_v2.data.store import SPLITS, SplitWriter, store_files
-from inception_v2.data.voc import SEED_TOTALS, BadFileError, TarSource, VOCSource, find_devkit
+from inception_v2.data.voc import BadFileError, TarSource, VOCSource, find_devkit
 from inception_v2.errors import UsageError
 
 FORMAT_VERSION = 1
@@ -337,54 +335,3 @@ def _describe(splits: Sequence[Tuple[str, str]]) -> str:
     for year, image_set in splits:
         by_year.setdefault(year, []).append(image_set)
     return "; ".join(f"VOC{y} {' + '.join(s)}" for y, s in by_year.items())
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "prepare",
-        help="crop every non-difficult VOC object into fast lossless stores (+ manifest, counts)",
-        description="Crop every non-difficult object of PASCAL VOC 2007/2012 (SPEC.md section 4) "
-        "into lossless per-split stores, with a manifest and counts.json. Resumable; see docs/data.md.",
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--voc-root", type=Path, metavar="ROOT",
-                     help="folder holding VOCdevkit/, the VOCdevkit folder, or a VOC2007/VOC2012 folder")
-    src.add_argument("--voc-tar", type=Path, nargs="+", metavar="FILE",
-                     help="the official uncompressed tar files, read without extracting them")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--val-fraction", type=float, default=0.05,
-                   help="stratified share of trainval held out as val (default 0.05)")
-    p.add_argument("--max-side", type=int, default=512,
-                   help="downscale crops whose longer side exceeds this (default 512; 0 = never)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="record corrupt or missing files in the manifest and go on")
-    p.add_argument("--strict", action="store_true", help="an unknown class name is an error")
-    p.add_argument("--verify-counts", choices=["seed"], default=None,
-                   help="compare the counts with SPEC.md's table; exit 1 on a difference")
-    p.set_defaults(func=_main)  # fmt: skip
-
-
-def _main(args: argparse.Namespace) -> int:
-    counts = prepare(
-        args.out,
-        voc_root=args.voc_root,
-        voc_tars=args.voc_tar,
-        val_fraction=args.val_fraction,
-        max_side=args.max_side,
-        workers=args.workers,
-        skip_bad=args.skip_bad,
-        strict=args.strict,
-    )
-    if args.verify_counts == "seed":
-        diffs = compare_with_seed(counts)
-        if diffs:
-            print(f"error: counts differ from SPEC.md's table in {len(diffs)} classes:", file=sys.stderr)
-            for line in diffs:
-                print("  " + line, file=sys.stderr)
-            return 1
-        print(f"counts match SPEC.md's table ({SEED_TOTALS[0]} train, {SEED_TOTALS[1]} test)")
-    return 0

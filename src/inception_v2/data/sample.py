@@ -22,7 +22,6 @@ The output is a deterministic function of ``images`` and ``seed``.
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import io
 import json
@@ -373,29 +372,3 @@ def make_sample(out: os.PathLike, images: int = DEFAULT_IMAGES, seed: int = DEFA
     write_json(out / "COUNTS.json", counts)
     write_json(marker, params)  # last: marks the sample as finished
     return counts
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "make-sample",
-        help="write a small synthetic VOC devkit (the built-in data set)",
-        description="Write a synthetic PASCAL VOC devkit in the official layout to OUT/VOCdevkit, "
-        "with OUT/COUNTS.json; deterministic for a seed. Prepare it with `inception-v2 prepare "
-        "--voc-root OUT`.",
-    )
-    p.add_argument("out", type=Path, metavar="OUT", help="output folder")
-    p.add_argument("--images", type=int, default=DEFAULT_IMAGES, help=f"number of images (default {DEFAULT_IMAGES})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    p.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    counts = make_sample(args.out, images=args.images, seed=args.seed)
-    for key, entry in counts.items():
-        print(f"VOC{key.replace('/', ' ')}: {entry['images']} images, {entry['objects']} objects, "
-              f"{entry['non_difficult_objects']} not difficult")  # fmt: skip
-    print(f"wrote {Path(args.out) / 'VOCdevkit'}; next: inception-v2 prepare --voc-root {args.out} --out PREPARED")
-    return 0

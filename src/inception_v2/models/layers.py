@@ -63,6 +63,11 @@ class AuxHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(1024, num_classes)
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialized last linear layer with ``num_classes`` outputs."""
+        self.fc2 = nn.Linear(self.fc2.in_features, num_classes)
+        init_weights(self.fc2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x C x H x W (17 x 17 or 14 x 14 at the nominal size)
         h, w = x.shape[-2:]

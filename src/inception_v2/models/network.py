@@ -49,6 +49,21 @@ class StagedClassifier(nn.Module):
     def aux_logits(self) -> bool:
         return len(self.aux_heads) > 0
 
+    def get_classifier(self) -> nn.Linear:
+        """The main classifier (the last linear layer)."""
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the main classifier *and* every auxiliary head's last layer by freshly
+        initialized ones with ``num_classes`` outputs (fine-tuning on another label set)."""
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.fc = nn.Linear(self.num_features, num_classes)
+        init_weights(self.fc)
+        for head in self.aux_heads.values():
+            head.reset_classifier(num_classes)
+        self.num_classes = num_classes
+
     def stage_names(self) -> List[str]:
         return [name for name, _ in self.features.named_children()]
 

@@ -7,7 +7,7 @@ smallest accepted input), which the data and training code read instead of hard-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
@@ -80,10 +80,14 @@ def create_model(
     num_classes: int = 1000,
     aux_logits: bool = True,
     dropout: Optional[float] = None,
+    pretrained: Any = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered model. ``dropout=None`` keeps the model's own default.
 
+    ``pretrained`` initializes the weights from a training checkpoint (``.pt``), a
+    ``.safetensors`` file, a release folder or a state dict; when its class count differs from
+    ``num_classes`` the classifiers are re-initialized (with a one-line note).
     An unknown name raises :class:`UsageError` (a ``ValueError``) listing the available models.
     """
     _check_name(name)
@@ -93,7 +97,15 @@ def create_model(
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         kwargs["dropout"] = dropout
-    return _MODELS[name](num_classes=num_classes, aux_logits=aux_logits, **kwargs)
+    model = _MODELS[name](num_classes=num_classes, aux_logits=aux_logits, **kwargs)
+    if pretrained is not None:
+        # deploy.load reads checkpoints and release files; it imports this package, hence here.
+        from inception_v2.deploy.load import read_state_dict
+        from inception_v2.models.weights import load_pretrained
+
+        source = "the given state dict" if isinstance(pretrained, dict) else str(pretrained)
+        load_pretrained(model, read_state_dict(pretrained), source)
+    return model
 
 
 def get_data_config(name: str) -> DataConfig:

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from inception_v2 import errors
 from inception_v2.errors import UsageError
 
 T = TypeVar("T")
@@ -77,27 +78,31 @@ def is_initialized() -> bool:
 
 
 def run_on_main(fn: Callable[[], T]) -> T:
-    """Run ``fn`` on rank 0 only and hand its result to every process; a :class:`UsageError`
-    raised there is raised on every process (so none waits forever in a collective)."""
+    """Run ``fn`` on rank 0 only and hand its result to every process; a project error
+    (:class:`~inception_v2.errors.InceptionV2Error`: bad input, a locked folder...) raised there
+    is raised, with its type, on every process (so none waits forever in a collective)."""
     if not is_initialized():
         return fn()
     payload: List[Any] = [None]
     if dist.get_rank() == 0:
         try:
             payload[0] = ("ok", fn())
-        except UsageError as e:
-            payload[0] = ("error", str(e))
+        except errors.InceptionV2Error as e:
+            payload[0] = ("error", type(e).__name__, str(e))
         except BaseException as e:  # noqa: BLE001 - reported on every process, re-raised here
             payload[0] = ("crash", f"{type(e).__name__}: {e}")
             dist.broadcast_object_list(payload, src=0)
             raise
     dist.broadcast_object_list(payload, src=0)
-    kind, value = payload[0]
+    kind, *value = payload[0]
     if kind == "error":
-        raise UsageError(value)
+        cls = getattr(errors, value[0], None)
+        if not (isinstance(cls, type) and issubclass(cls, errors.InceptionV2Error)):
+            cls = UsageError
+        raise cls(value[1])
     if kind == "crash":
-        raise RuntimeError(f"rank 0 failed: {value}")
-    return value
+        raise RuntimeError(f"rank 0 failed: {value[0]}")
+    return value[0]
 
 
 def cleanup() -> None:

@@ -8,6 +8,7 @@ wrapped in DDP, metrics are summed over processes and only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import dataclass, fields
@@ -22,7 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from inception_v2.atomic import write_json
-from inception_v2.errors import UsageError
+from inception_v2.errors import CheckFailedError, UsageError
+from inception_v2.locking import exclusive
 from inception_v2.data import normalize
 from inception_v2.models import DataConfig, ModelOutput, create_model
 from inception_v2.summary import count_macs, count_params
@@ -44,7 +46,7 @@ from inception_v2.train.optim import build_ema, build_optimizer, build_scheduler
 CHECK_EVERY = 20  # steps between loss checks (a host sync) and progress-bar refreshes
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(CheckFailedError):
     """The training loss became NaN or infinite; the run stopped before saving anything."""
 
 
@@ -95,7 +97,8 @@ def train_one_epoch(
     :func:`fit` passes the DDP / compiled wrapper). Raises :class:`NonFiniteLossError` when the
     loss is NaN or infinite (checked every ``CHECK_EVERY`` steps, on every process at once).
     """
-    forward = forward or model.forward_with_aux
+    # `is None`, not `or`: a compiled module has no truth value (it has no __len__ of its own)
+    forward = model.forward_with_aux if forward is None else forward
     model.train()
     if isinstance(forward, nn.Module):
         forward.train()
@@ -279,21 +282,33 @@ def fit(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pri
     device = dist_utils.resolve_device(cfg.device, info)
     owns_group = info.is_distributed and not dist_utils.is_initialized()
     dist_utils.init_distributed(device, info)
-    try:
-        # Rank 0's config everywhere (another machine may lack RUN_DIR/config.json on --resume).
-        cfg = dist_utils.run_on_main(lambda own=cfg: own)
-        return _fit(cfg, resume, info, device, log if info.is_main else (lambda _msg: None), progress and info.is_main)
-    finally:
-        if owns_group:
-            dist_utils.cleanup()
+    with contextlib.ExitStack() as stack:
+        try:
+            # Rank 0's config everywhere (another machine may lack RUN_DIR/config.json on --resume).
+            cfg = dist_utils.run_on_main(lambda own=cfg: own)
+            # One writer per run directory: rank 0 holds its lock until the run ends (or dies).
+            dist_utils.run_on_main(lambda: _own_run_dir(stack, Path(cfg.out)))
+            quiet = lambda _msg: None  # noqa: E731
+            return _fit(cfg, resume, info, device, log if info.is_main else quiet, progress and info.is_main)
+        finally:
+            if owns_group:
+                dist_utils.cleanup()
+
+
+def _own_run_dir(stack: contextlib.ExitStack, out: Path) -> None:
+    """Lock ``out`` for this process (until ``stack`` closes) and remove the temporary files
+    a killed write left there (``.last.pt.*.tmp``...): nobody else can be writing them."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    stack.enter_context(exclusive(out, "run directory"))
+    for tmp in out.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torch.device,
          log: Callable[[str], None], progress: bool) -> Dict[str, Any]:  # fmt: skip
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
     if cfg.sync_bn and device.type != "cuda":
         raise UsageError("--sync-bn needs CUDA devices (SyncBatchNorm does not run on CPU)")
 
@@ -412,8 +427,10 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
 
 def _training_state(model, optimizer, scheduler, scaler, ema) -> Dict[str, Any]:
     return {
-        "model": model.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
+        "model": model.state_dict(),  # always the raw trained weights
+        "model_ema": ema.module.state_dict() if ema is not None else None,  # plain, no "module."
+        "ema_updates": int(ema.n_averaged) if ema is not None else 0,
+        "selected": "ema" if ema is not None else "model",  # what val evaluated and selected on
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
@@ -424,12 +441,16 @@ def _training_state(model, optimizer, scheduler, scaler, ema) -> Dict[str, Any]:
 def _restore(state: Dict[str, Any], path: Path, model, optimizer, scheduler, scaler, ema) -> None:
     """The inverse of :func:`_training_state`, with a one-line error for a state that does not fit."""
     load_weights(model, state["model"], path, "model")
+    if ema is not None:
+        if state.get("model_ema") is None:
+            raise UsageError(f"{path}: the run keeps an EMA but the checkpoint holds none")
+        load_weights(ema.module, state["model_ema"], path, "EMA")
     try:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         if ema is not None:
-            ema.load_state_dict(state["ema"])
+            ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
         set_rng_state(state["rng"])
     except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
         raise UsageError(f"{path}: cannot restore the training state: {e}") from None

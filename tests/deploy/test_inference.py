@@ -15,9 +15,9 @@ from torch import nn
 
 from inception_v2.cli import main
 from inception_v2.errors import UsageError
-from inception_v2.export import export_onnx
-from inception_v2.inference import InferenceModel, OnnxClassifier, prepare_for_inference
-from tests.test_fuse import SIZES, batch, calibrated
+from inception_v2.deploy.export import export_onnx
+from inception_v2.deploy.inference import InferenceModel, OnnxClassifier, prepare_for_inference
+from tests.deploy.test_fuse import batch, calibrated
 
 CLASSES = ["cat", "dog", "person"]
 

@@ -5,7 +5,7 @@ import pytest
 
 from inception_v2.cli import main
 from inception_v2.errors import UsageError
-from inception_v2.report import compare
+from inception_v2.report.compare import compare
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

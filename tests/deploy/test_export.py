@@ -1,4 +1,4 @@
-"""``inception_v2.export`` and ``inception-v2 export``: parity of the written file with PyTorch
+"""``inception_v2.deploy.export`` and ``inception-v2 export``: parity of the written file with PyTorch
 for every registered model, its metadata, atomic writing, and the CLI's errors."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch import nn
 from inception_v2 import create_model, list_models
 from inception_v2.cli import main
 from inception_v2.errors import UsageError
-from inception_v2.export import (
+from inception_v2.deploy.export import (
     INPUT_NAME,
     OUTPUT_NAME,
     ParityError,
@@ -23,7 +23,7 @@ from inception_v2.export import (
     export_torchscript,
     read_torchscript,
 )
-from tests.test_fuse import SIZES, batch, calibrated
+from tests.deploy.test_fuse import SIZES, batch, calibrated
 
 CLASSES = ["cat", "dog", "person"]
 
@@ -49,7 +49,7 @@ def no_leftovers(folder: Path, keep: str) -> bool:
 def test_onnx_export_matches_pytorch(name, tmp_path, onnx_runtime):
     import onnx
 
-    from inception_v2.inference import OnnxClassifier
+    from inception_v2.deploy.inference import OnnxClassifier
 
     model, size = trained(name), SIZES[name]
     result = export_onnx(model, tmp_path / "m.onnx", image_size=size)
@@ -94,7 +94,7 @@ def test_torchscript_export_matches_pytorch(name, tmp_path):
 
 
 def test_metadata_follows_the_export_size(tmp_path, onnx_runtime):
-    from inception_v2.inference import OnnxClassifier
+    from inception_v2.deploy.inference import OnnxClassifier
 
     model = trained("googlenet_bn")  # trained at 224 -> 256 by its data config
     export_onnx(model, tmp_path / "g.onnx", image_size=96)
@@ -108,7 +108,7 @@ def test_metadata_follows_the_export_size(tmp_path, onnx_runtime):
 def test_a_mismatch_is_an_error_and_leaves_nothing_behind(fmt, tmp_path, monkeypatch, request):
     if fmt == "onnx":
         request.getfixturevalue("onnx_runtime")
-    import inception_v2.export as export
+    import inception_v2.deploy.export as export
 
     real = export.deploy_copy
 

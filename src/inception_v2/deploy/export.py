@@ -1,6 +1,6 @@
 """``inception-v2 export``: a model as an ONNX or TorchScript file, checked against PyTorch.
 
-What is exported is the deployment copy of the model (:func:`inception_v2.inference.deploy_copy`:
+What is exported is the deployment copy of the model (:func:`inception_v2.deploy.inference.deploy_copy`:
 eval mode, BatchNorm folded into the convolutions, no auxiliary head), traced on a fixed
 ``S x S`` input with a dynamic batch dimension:
 
@@ -22,12 +22,10 @@ destination. Otherwise :class:`ParityError` is raised and nothing is left behind
 
 from __future__ import annotations
 
-import argparse
 import copy
 import io
 import json
 import os
-import sys
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -39,8 +37,7 @@ import torch
 from torch import nn
 
 from inception_v2.errors import UsageError
-from inception_v2.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
-from inception_v2.models import create_model, list_models
+from inception_v2.deploy.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -326,63 +323,3 @@ def export_model(
             raise UsageError("--opset applies to ONNX export only")
         return export_torchscript(model, path, image_size)
     raise UsageError(f"unknown export format {format!r}; available: {', '.join(FORMATS)}")
-
-
-# --------------------------------------------------------------------------- CLI
-
-_SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
-                   ".torchscript": "torchscript"}  # fmt: skip
-
-
-def run(args: argparse.Namespace) -> int:
-    fmt = args.format or _SUFFIX_FORMATS.get(Path(args.out).suffix.lower())
-    if fmt is None:
-        raise UsageError(f"cannot tell the format from {args.out!r}; give --format {' or '.join(FORMATS)}")
-    if args.checkpoint is not None:
-        if args.num_classes is not None:
-            raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
-        if Path(args.out).resolve() == Path(args.checkpoint).resolve():
-            raise UsageError(f"--out {args.out} is the checkpoint itself; choose another file")
-        from inception_v2 import load_model
-
-        model = load_model(args.checkpoint)
-    else:
-        num_classes = 1000 if args.num_classes is None else args.num_classes
-        if num_classes < 1:
-            raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
-        model = create_model(args.model, num_classes=num_classes)
-        print(f"note: exporting an untrained {args.model}: random weights and BatchNorm statistics "
-              "never measured, so its logits are huge and the check below is relative to them")
-    try:
-        result = export_model(model, args.out, fmt, args.image_size, args.opset)
-    except ParityError as e:
-        print(f"error: {e}; nothing was written", file=sys.stderr)
-        return 1
-    print(result.describe())
-    return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "export", help="write a model as ONNX or TorchScript, verified against PyTorch",
-        description=(
-            "Export the eval-mode network (BatchNorm folded, no auxiliary head) with a dynamic "
-            f"batch dimension: input '{INPUT_NAME}' N x 3 x S x S (normalized), output "
-            f"'{OUTPUT_NAME}' N x classes. The written file is run on random input at batch sizes "
-            f"{' and '.join(map(str, VERIFY_BATCH_SIZES))} and must match PyTorch within "
-            f"{TOLERANCE:g} max-abs (relative to the largest logit when that exceeds 1, and at least "
-            f"{NOISE_FACTOR}x PyTorch's own float32 error); otherwise nothing is written and the "
-            "exit status is 1."
-        ),
-    )  # fmt: skip
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training")
-    src.add_argument("--model", metavar="NAME", help=f"an untrained model, one of: {', '.join(list_models())}")
-    p.add_argument("--num-classes", type=int, default=None, metavar="K", help="with --model: classifier width (default 1000)")
-    p.add_argument("--format", choices=FORMATS, default=None,
-                   help="default: from the suffix of --out (.onnx; .pt, .ts: torchscript)")  # fmt: skip
-    p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
-    p.add_argument("--image-size", type=int, default=None, metavar="N",
-                   help="input side S (default: the model's trained / nominal size)")  # fmt: skip
-    p.add_argument("--opset", type=int, default=None, metavar="K", help=f"ONNX opset (default {DEFAULT_OPSET})")
-    p.set_defaults(func=run)

@@ -1,7 +1,7 @@
 """The fast inference path, and running an exported ONNX file.
 
 * :func:`prepare_for_inference` turns a trained model into a deployment copy: BatchNorm folded
-  into the convolutions (:func:`inception_v2.fuse.fuse_conv_bn`), auxiliary heads dropped,
+  into the convolutions (:func:`inception_v2.deploy.fuse.fuse_conv_bn`), auxiliary heads dropped,
   channels_last memory format, and on CUDA bfloat16 autocast. ``evaluate`` and ``predict`` run
   through it.
 * :class:`OnnxClassifier` runs a file written by ``inception-v2 export --format onnx`` with
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from inception_v2.errors import UsageError
-from inception_v2.fuse import fuse_conv_bn
+from inception_v2.deploy.fuse import fuse_conv_bn
 from inception_v2.models.registry import DataConfig
 
 ONNX_INSTALL_HINT = "pip install 'inception-v2[onnx]'"

@@ -1,4 +1,4 @@
-"""BatchNorm folding (``inception_v2.fuse``): the fused copy computes what the model computes."""
+"""BatchNorm folding (``inception_v2.deploy.fuse``): the fused copy computes what the model computes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from inception_v2 import create_model, list_models
-from inception_v2.export import parity_tolerance
-from inception_v2.fuse import fuse_conv_bn
+from inception_v2.deploy.export import parity_tolerance
+from inception_v2.deploy.fuse import fuse_conv_bn
 
 SIZES = {"googlenet_bn": 64, "inception_v2": 75, "inception_v3": 75}  # small inputs every model takes
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Dict
 
 from inception_v2.errors import UsageError
 from inception_v2.models import list_models
 from inception_v2.train.config import RECIPES, TrainConfig, resolve_config, resume_config
-from inception_v2.train.engine import NonFiniteLossError, fit
+from inception_v2.train.engine import fit
 
 # argparse dest -> TrainConfig field, for every override
 OVERRIDES = (
@@ -46,21 +45,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    try:
-        fit(cfg, resume=args.resume, progress=not args.no_progress)
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    fit(config_from_args(args), resume=args.resume, progress=not args.no_progress)
     return 0
 
 
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "train", help="train a model on a prepared data set (val selects best.pt; test is reported)",
-        description="Train a model on prepared VOC crops. Defaults are the source's recipe (`seed`); "
-        "every option below overrides the recipe. Writes RUN_DIR/{config.json,metrics.csv,last.pt,"
-        "best.pt,summary.json}. Data parallel: torchrun --nproc_per_node=N -m inception_v2 train ...",
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train a model on a prepared data set. Defaults are the source's recipe (`seed`); every "
+        "option below overrides the recipe. Writes RUN_DIR/{config.json,metrics.csv,last.pt,best.pt,"
+        "summary.json}. Data parallel: torchrun --nproc_per_node=N -m inception_v2 train ..."
     )
     p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
     p.add_argument("--data", required=True, type=Path, metavar="DIR",
@@ -92,4 +85,3 @@ def add_parser(subparsers: Any) -> None:
     h.add_argument("--sync-bn", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
     h.add_argument("--seed", type=int, help="random seed (0)")
     h.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
-    p.set_defaults(func=run)  # fmt: skip

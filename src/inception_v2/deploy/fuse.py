@@ -10,7 +10,7 @@ The arithmetic is :func:`torch.nn.utils.fusion.fuse_conv_bn_weights` (what
 ``fuse_conv_bn_eval`` calls), done in float64; this module only finds the pairs. A pair is two *adjacent* children of an ``nn.Sequential`` (the only place where the
 order of execution is known without tracing). Anything else is left as it is, notably the
 ``BatchNorm1d`` after the first linear layer of Inception-v3's auxiliary head (the auxiliary
-heads never run in ``forward``; :func:`inception_v2.inference.prepare_for_inference` drops them).
+heads never run in ``forward``; :func:`inception_v2.deploy.inference.prepare_for_inference` drops them).
 """
 
 from __future__ import annotations

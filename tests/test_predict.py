@@ -64,7 +64,7 @@ def test_predict_onnx(tiny_run, crop_files, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from inception_v2 import load_model
-    from inception_v2.export import export_model
+    from inception_v2.deploy.export import export_model
 
     onnx_path = tmp_path / "model.onnx"
     export_model(load_model(tiny_run / "best.pt"), onnx_path, format="onnx")

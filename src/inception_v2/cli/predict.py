@@ -1,0 +1,34 @@
+"""``inception-v2 predict``: :func:`inception_v2.predict.predict`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from inception_v2.predict import parse_box, predict
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = "Classify images (or a box in them) with a checkpoint or an exported .onnx file."
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="F", help="a .pt from train, or a .onnx from export")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--box", default=None, metavar="x1,y1,x2,y2",
+                   help="classify this box of every image (1-based, inclusive pixel coordinates, as VOC)")
+    p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N (checkpoints only)")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+
+
+def run(args: argparse.Namespace) -> int:
+    box = parse_box(args.box) if args.box else None
+    results = predict(args.checkpoint, args.images, box=box, topk=args.topk, device=args.device)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for r in results:
+        where = f" [box {','.join(map(str, r['box']))}]" if r["box"] else ""
+        print(f"{r['image']}{where}")
+        for t in r["top"]:
+            print(f"  {t['class']:<12} {t['probability']:7.2%}")
+    return 0

@@ -1,0 +1,29 @@
+"""``inception-v2 make-sample``: :func:`inception_v2.data.make_sample`, the built-in data set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from inception_v2.data.sample import DEFAULT_IMAGES, DEFAULT_SEED, make_sample
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Write a synthetic PASCAL VOC devkit in the official layout to OUT/VOCdevkit, with "
+        "OUT/COUNTS.json; deterministic for a seed. Prepare it with `inception-v2 prepare --voc-root OUT`."
+    )
+    p.add_argument("out", type=Path, metavar="OUT", help="output folder")
+    p.add_argument("--images", type=int, default=DEFAULT_IMAGES, help=f"number of images (default {DEFAULT_IMAGES})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+
+
+def run(args: argparse.Namespace) -> int:
+    counts = make_sample(args.out, images=args.images, seed=args.seed)
+    for key, entry in counts.items():
+        print(
+            f"VOC{key.replace('/', ' ')}: {entry['images']} images, {entry['objects']} objects, "
+            f"{entry['non_difficult_objects']} not difficult"
+        )
+    print(f"wrote {Path(args.out) / 'VOCdevkit'}; next: inception-v2 prepare --voc-root {args.out} --out PREPARED")
+    return 0

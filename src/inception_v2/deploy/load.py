@@ -1,0 +1,232 @@
+"""Loading trained models: checkpoints read without ever unpickling arbitrary objects.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (``torch.save``'s zip
+format), so :func:`torch.load` reads it with ``weights_only=True``: a file holding anything else
+(a crafted pickle whose ``__reduce__`` would run code, a pickled nn.Module) is refused before any
+of it runs. A truncated, corrupt or foreign file, or one whose weights do not fit its model,
+raises :class:`~inception_v2.errors.UsageError` with a one-line message naming the file.
+
+Checkpoint keys (format version 2, written by :mod:`inception_v2.train`): ``format``,
+``version``, ``model_name``, ``num_classes``, ``classes``, ``aux_logits``, ``data_config``,
+``config`` (the run's training configuration as a dict), ``epoch`` (epochs completed),
+``history`` (the metrics rows so far), ``best`` (``{"val_acc1", "epoch"}``), ``model`` (the
+trained weights, always the raw ones), ``model_ema`` (the exponential moving average of the
+weights as a plain state dict, or None), ``ema_updates``, ``selected`` (``"model"`` or
+``"ema"``: the weights that were evaluated and selected on), ``optimizer``, ``scheduler``,
+``scaler``, ``rng``. Version 1 (before ``model_ema``) kept the EMA as an ``AveragedModel``
+state dict under ``ema``; it still loads.
+
+This module belongs to the deployment layer: it imports neither the training code nor
+matplotlib.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+from torch import nn
+
+from inception_v2.errors import UsageError
+from inception_v2.models import DataConfig, create_model, list_models
+
+FORMAT = "inception_v2.checkpoint"
+VERSION = 2
+WEIGHTS_CHOICES = ("auto", "model", "ema")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def data_config_dict(cfg: DataConfig) -> Dict[str, Any]:
+    """A :class:`DataConfig` as the plain dict stored in checkpoints and release files."""
+    return {
+        "input_size": cfg.input_size,
+        "resize_size": cfg.resize_size,
+        "min_input_size": cfg.min_input_size,
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+    }
+
+
+def data_config_from_dict(d: Any, path: PathLike) -> DataConfig:
+    """The inverse of :func:`data_config_dict`, with a one-line error naming ``path``."""
+    try:
+        return DataConfig(
+            input_size=int(d["input_size"]), resize_size=int(d["resize_size"]),
+            min_input_size=int(d["min_input_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{path} has a bad data_config: {e}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def load_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """Read a checkpoint to CPU with ``weights_only=True``; :class:`UsageError` if it is missing,
+    refused (holds arbitrary Python objects), unreadable (truncated, corrupt) or not ours."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"checkpoint {path} is a folder, not a file")
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Weights only" in str(e):
+            raise UsageError(
+                f"refused to load {path}: it holds Python objects other than tensors and plain "
+                "containers, which are never unpickled (not a checkpoint of this project, or crafted)"
+            ) from None
+        raise UsageError(f"checkpoint {path} is corrupt: {_first_line(e)}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, UnicodeDecodeError) as e:
+        raise UsageError(f"checkpoint {path} is truncated or corrupt: {_first_line(e)}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a checkpoint of inception_v2 (no '{FORMAT}' format field)")
+    version = state.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise UsageError(f"checkpoint {path} has format version {version!r}; this code reads up to {VERSION}")
+    missing = [k for k in ("model_name", "num_classes", "classes", "data_config", "config", "model") if k not in state]
+    if missing:
+        raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}")
+    return _upgrade(state)
+
+
+def _upgrade(state: Dict[str, Any]) -> Dict[str, Any]:
+    """A version-1 checkpoint in the version-2 layout: the ``AveragedModel`` state under
+    ``ema`` becomes the plain ``model_ema`` state dict; ``selected`` is the EMA when there is one
+    (version 1 always evaluated the EMA when it kept one)."""
+    if state.get("version", 1) >= 2:
+        return state
+    state = dict(state)
+    ema = state.pop("ema", None)
+    if ema is not None:
+        state["model_ema"] = {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+        n = ema.get("n_averaged")
+        state["ema_updates"] = int(n) if n is not None else 0
+    else:
+        state["model_ema"] = None
+    state["selected"] = "ema" if state["model_ema"] is not None else "model"
+    state["version"] = VERSION
+    return state
+
+
+def selected_weights(state: Dict[str, Any], path: PathLike, weights: str = "auto") -> Dict[str, torch.Tensor]:
+    """The state dict to deploy from a checkpoint: ``auto`` takes the weights the run selected
+    on (``selected``: the EMA under the ``paper`` recipe, else the trained ones); ``model`` and
+    ``ema`` choose explicitly."""
+    if weights not in WEIGHTS_CHOICES:
+        raise UsageError(f"weights must be one of {', '.join(WEIGHTS_CHOICES)}, got {weights!r}")
+    ema: Optional[Dict[str, torch.Tensor]] = state.get("model_ema")
+    if weights == "auto":
+        weights = state.get("selected") or ("ema" if ema is not None else "model")
+    if weights == "ema":
+        if ema is None:
+            raise UsageError(f"checkpoint {path} holds no EMA weights")
+        return ema
+    return state["model"]
+
+
+def load_weights(model: nn.Module, weights: Dict[str, torch.Tensor], path: PathLike, what: str) -> None:
+    """``model.load_state_dict(weights)`` with a one-line :class:`UsageError` on a mismatch."""
+    try:
+        model.load_state_dict(weights, strict=True)
+    except (RuntimeError, AttributeError, TypeError) as e:
+        own = model.state_dict()
+        if not isinstance(weights, dict):
+            raise UsageError(f"{path}: the {what} weights are not a state dict") from None
+        missing = [k for k in own if k not in weights]
+        unexpected = [k for k in weights if k not in own]
+        shapes = [k for k in own if k in weights and getattr(weights[k], "shape", None) != own[k].shape]
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if shapes:
+            detail.append(f"{len(shapes)} of another shape (e.g. {shapes[0]})")
+        raise UsageError(
+            f"{path}: the {what} weights do not fit {getattr(model, 'name', type(model).__name__)}: "
+            + ("; ".join(detail) or _first_line(e))
+        ) from None
+
+
+def model_from_checkpoint(state: Dict[str, Any], path: PathLike, weights: str = "auto") -> nn.Module:
+    """Build the checkpoint's model and load its weights (eval mode, on CPU).
+
+    ``weights``: see :func:`selected_weights`. The returned model's ``data_config`` is the
+    trained input pipeline and ``classes`` lists the class names.
+    """
+    name = state["model_name"]
+    if name not in list_models():
+        raise UsageError(f"checkpoint {path} is of unknown model {name!r}; available: {', '.join(list_models())}")
+    config = state["config"]
+    dropout = config.get("dropout") if isinstance(config, dict) else None
+    aux = bool(state.get("aux_logits", True))
+    model = create_model(name, num_classes=int(state["num_classes"]), aux_logits=aux, dropout=dropout)
+    chosen = selected_weights(state, path, weights)
+    load_weights(model, chosen, path, "EMA" if chosen is state.get("model_ema") else "model")
+    model.data_config = data_config_from_dict(state["data_config"], path)
+    model.classes = list(state["classes"])
+    if len(model.classes) != model.num_classes:
+        raise UsageError(f"checkpoint {path} names {len(model.classes)} classes for a {model.num_classes}-class model")
+    return model.eval()
+
+
+def load_model(path: PathLike, device: Union[str, torch.device] = "cpu", weights: str = "auto") -> nn.Module:
+    """The trained model of a checkpoint, in eval mode on ``device``.
+
+    ``model.data_config`` is the input pipeline it was trained with (input and resize size,
+    normalization) and ``model.classes`` the class names, index = label. The weights are those
+    the run selected on (the EMA under the ``paper`` recipe) unless ``weights`` says otherwise.
+    """
+    if weights not in WEIGHTS_CHOICES:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS_CHOICES)}, got {weights!r}")
+    return model_from_checkpoint(load_checkpoint(path), path, weights).to(device)
+
+
+# --------------------------------------------------------------------------- weights for create_model
+
+RELEASE_WEIGHTS = "model.safetensors"  # a release folder: these weights ...
+RELEASE_CONFIG = "config.json"  # ... and what they are (model, classes, data config)
+
+
+def read_state_dict(source: Union[PathLike, Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """The weights of ``source`` as a state dict: a state dict itself, a training checkpoint
+    (``.pt``: the weights the run selected on), a ``.safetensors`` file, a release folder
+    (``model.safetensors`` + ``config.json``) or a ``.pt`` file holding a plain state dict."""
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    if path.is_dir():
+        if not (path / RELEASE_WEIGHTS).is_file():
+            raise UsageError(f"{path} is a folder without {RELEASE_WEIGHTS}: not a release folder")
+        path = path / RELEASE_WEIGHTS
+    if not path.exists():
+        raise UsageError(f"weights {path} do not exist")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:  # pragma: no cover - a core dependency
+            raise UsageError("reading .safetensors files needs the safetensors package (pip install safetensors)") from None
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as e:  # safetensors raises its own error types for bad files
+            raise UsageError(f"{path} is not a readable safetensors file: {_first_line(e)}") from None
+    try:
+        with open(path, "rb") as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every failure to read is the same message
+        raise UsageError(f"{path} is neither a checkpoint nor a state dict: {_first_line(e)}") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        return selected_weights(load_checkpoint(path), path)
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    raise UsageError(f"{path} is neither a checkpoint of inception_v2 nor a state dict of tensors")
