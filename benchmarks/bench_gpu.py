@@ -8,12 +8,13 @@ On a machine without CUDA it prints "CUDA not available, nothing measured" and e
 status 0. ``--device cpu`` runs the same code on the CPU (a smoke test of the script with
 small ``--image-size`` / ``--batch-size``, not a measurement).
 
-The step is the seed recipe's (SPEC section 4, as ``inception-v2 train --recipe seed`` runs
+The step is the seed recipe's (docs/training.md, as ``inception-v2 train --recipe seed`` runs
 it): ``forward_with_aux``, cross-entropy on the logits + 0.3 x cross-entropy on each auxiliary
 head, Adam lr 1e-3, batch 128, 20 classes, ``cudnn.benchmark`` on. Configurations:
 
 * ``fp32``: float32, NCHW (PyTorch's default settings, so cuDNN convolutions may use TF32);
 * ``bf16-cl``: bfloat16 autocast + channels_last (the training default on CUDA);
+* ``bf16-cl-fused``: the same with ``torch.optim.Adam(fused=True)``;
 * ``bf16-cl-compile``: the same with ``torch.compile`` of the training forward.
 
 Each is measured "data excluded" (a fixed, already normalized batch on the GPU) and "data
@@ -26,7 +27,7 @@ does the float steps on the GPU). The faster of the two goes into the implied wa
 evaluated every epoch) is measured with :func:`inception_v2.deploy.inference.prepare_for_inference`
 (fp32: the eager eval model). The implied wall time of the experiment is
 ``100 x (40,058 / train images/s with data + 12,032 / eval images/s)``, against the source's
-308 min (Inception-v2) and 195 min (GoogLeNet-BN). Target (issue 5): >= 3,000 images/s for
+308 min (Inception-v2) and 195 min (GoogLeNet-BN). Target: >= 3,000 images/s for
 ``inception_v2`` on one H200-class GPU, i.e. the whole experiment in under 25 minutes.
 """
 
@@ -49,12 +50,13 @@ from inception_v2 import create_model, get_data_config, list_models
 from inception_v2.deploy.inference import prepare_for_inference
 
 CONFIGS: Dict[str, Dict[str, bool]] = {
-    "fp32": {"amp": False, "channels_last": False, "compile": False},
-    "bf16-cl": {"amp": True, "channels_last": True, "compile": False},
-    "bf16-cl-compile": {"amp": True, "channels_last": True, "compile": True},
+    "fp32": {"amp": False, "channels_last": False, "compile": False, "fused": False},
+    "bf16-cl": {"amp": True, "channels_last": True, "compile": False, "fused": False},
+    "bf16-cl-fused": {"amp": True, "channels_last": True, "compile": False, "fused": True},
+    "bf16-cl-compile": {"amp": True, "channels_last": True, "compile": True, "fused": False},
 }
 SOURCE_MINUTES = {"inception_v2": 308, "googlenet_bn": 195}  # the source's 100-epoch runs
-TRAIN_CROPS, TEST_CROPS, EPOCHS = 40_058, 12_032, 100  # SPEC section 4
+TRAIN_CROPS, TEST_CROPS, EPOCHS = 40_058, 12_032, 100  # the VOC07+12 experiment (docs/data.md)
 NUM_CLASSES = 20
 AUX_WEIGHT = 0.3
 LR = 1e-3
@@ -120,7 +122,8 @@ def make_step(model: nn.Module, config: Dict[str, bool], device: torch.device) -
     if config["compile"]:
         forward = torch.compile(forward)
     ce = nn.CrossEntropyLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    # fused: one kernel for the whole Adam update instead of foreach's few per parameter group
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=config["fused"] or None)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config["amp"]):
@@ -160,6 +163,19 @@ def timed_steps(batches: Iterator, run: Callable, steps: int, warmup: int, devic
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def profile_step(step: Callable, x: torch.Tensor, y: torch.Tensor, steps: int) -> str:
+    """Where the GPU time of ``steps`` training steps goes: the kernels that take the most,
+    grouped by name (``torch.profiler``), as a small table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step(x, y)
+        torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=15, max_name_column_width=60)
+    return "    " + table.replace("\n", "\n    ")
+
+
 def measure(name: str, config_name: str, args: argparse.Namespace, device: torch.device,
             pool: List[np.ndarray], log: Callable[[str], None]) -> Dict[str, Any]:  # fmt: skip
     config = CONFIGS[config_name]
@@ -187,6 +203,8 @@ def measure(name: str, config_name: str, args: argparse.Namespace, device: torch
     no_data = timed_steps(fixed(), step, args.steps, args.warmup + compile_warmup, device, bs)
     log(f"  {name} {config_name}: train, data excluded {no_data:,.0f} images/s "
         f"({time.perf_counter() - start:.0f} s with warm-up)")  # fmt: skip
+    if args.profile and device.type == "cuda":
+        log(profile_step(step, x, y, args.profile))
 
     # data included: DataLoader workers + train transforms + host-to-device copy. The workers
     # start together and hand over their first batches in a burst; warming up for two batches
@@ -256,7 +274,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="data-included variants: float batches from the workers, or uint8 batches "
                         "normalized on the device (default: both)")  # fmt: skip
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu for a smoke test")
-    p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write the figures to this JSON file (rewritten after every measurement)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after each data-excluded measurement, profile N steps and print the top kernels")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -271,10 +292,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     log(f"torch {torch.__version__}, {where}, {os.cpu_count()} CPU cores, {args.workers} loader workers, "
         f"batch {args.batch_size}, {args.steps} timed steps")  # fmt: skip
     pool = synthetic_pool()
-    rows = []
+    rows: List[Dict[str, Any]] = []
+
+    def save() -> None:  # after every row: a run cut short keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=2))
+
     for name in args.models:
         for config_name in args.configs:
             rows.append(measure(name, config_name, args, device, pool, log))
+            save()
     log("")
     loaders = " | ".join(f"train img/s, data included ({k} loader)" for k in args.loaders)
     log(f"| model | size | config | train img/s, data excluded | {loaders} | eval img/s "
@@ -293,8 +320,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         log(f"\ninception_v2 best: {best['train_ips_with_data'][best['best_loader']]:,.0f} images/s with data "
             f"({best['config']}, {best['best_loader']} loader), {best['experiment_minutes']:.1f} min for the "
             "experiment (target >= 3,000 images/s, < 25 min)")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps({"device": where, "torch": torch.__version__, "rows": rows}, indent=2))
     return 0
 
 

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# One-shot GPU check: everything the CUDA code path needs verified, in one go, on a machine that
+# has PyTorch and a GPU but nothing of this project installed (the source tree runs through
+# PYTHONPATH=src; nothing is installed, nothing is downloaded).
+#
+#   benchmarks/gpu_check.sh [OUT_DIR] [--budget SECONDS] [--dry-run]
+#
+# Steps, in order of importance, each bounded by what is left of the budget (default 470 s,
+# under 8 minutes in all):
+#   1. pytest -m gpu                     the GPU tests (bf16, channels_last, compile, resume, eval)
+#   2. train at 299 with the CUDA        inception_v2 on the built-in synthetic sample, 2 epochs:
+#      defaults                          bf16 autocast + channels_last + cudnn.benchmark
+#   3. bench_gpu.py                      training images/s (data loading included and excluded)
+#                                        and eval images/s: inception_v2 at 299, googlenet_bn at
+#                                        224, batch 128, plus where the GPU time goes (profile)
+#   4. bench_memory.py (if present)      peak GPU memory of a training step, with and without
+#                                        gradient checkpointing
+#   5. train at 299 with --compile       the same run as 2, torch.compile'd (1 epoch)
+# OUT_DIR (default gpu-check-out) receives gpu_check.log (everything printed), gpu_check.json
+# (every step's command, exit status and seconds, the benchmark figures) and the step outputs.
+# --dry-run prints the commands without running anything. Exit status: 0 when every step
+# passed, 1 otherwise.
+set -u -o pipefail
+
+OUT=gpu-check-out
+BUDGET=470
+DRY=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --budget) shift; BUDGET=${1:?--budget needs a number of seconds} ;;
+    --budget=*) BUDGET=${1#--budget=} ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) OUT=$1 ;;
+  esac
+  shift
+done
+case "$BUDGET" in ''|*[!0-9]*) echo "error: --budget must be a whole number of seconds, got $BUDGET" >&2; exit 2 ;; esac
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-python3}
+WORK="$OUT/work"
+STEPS="$OUT/steps.tsv"
+LOG="$OUT/gpu_check.log"
+export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+
+# name | minimum seconds worth starting it with | command
+STEP_LIST=(
+  "gpu-tests|60|$PY -m pytest -m gpu -q -p no:cacheprovider --junitxml=$OUT/pytest-gpu.xml $REPO/tests"
+  "sample|20|$PY -m inception_v2 make-sample $WORK/sample --images 240 && $PY -m inception_v2 prepare --voc-root $WORK/sample --out $WORK/prepared --val-fraction 0.1 --workers 8"
+  "train-299|40|$PY -m inception_v2 train --model inception_v2 --data $WORK/prepared --out $WORK/runs/train-299 --epochs 2 --batch-size 64 --workers 8 --no-progress"
+  "bench-gpu|60|$PY $REPO/benchmarks/bench_gpu.py --models inception_v2 googlenet_bn --configs bf16-cl bf16-cl-fused --loaders uint8 --steps 20 --warmup 8 --profile 3 --json $OUT/bench_gpu.json"
+  "bench-memory|30|$PY $REPO/benchmarks/bench_memory.py --device cuda --json $OUT/bench_memory.json"
+  "train-299-compile|90|$PY -m inception_v2 train --model inception_v2 --data $WORK/prepared --out $WORK/runs/train-299-compile --epochs 1 --batch-size 64 --workers 8 --compile --no-progress"
+)
+
+if [ "$DRY" = 1 ]; then
+  echo "# gpu_check.sh: budget ${BUDGET}s, output in $OUT; the commands it would run:"
+  for entry in "${STEP_LIST[@]}"; do
+    IFS='|' read -r name min cmd <<<"$entry"
+    echo "[$name] (needs >= ${min}s) $cmd"
+  done
+  echo "[summary] $PY $REPO/benchmarks/gpu_check_summary.py $OUT"
+  exit 0
+fi
+
+mkdir -p "$OUT" "$WORK" || { echo "error: cannot create $OUT" >&2; exit 2; }
+: >"$STEPS"
+: >"$LOG"
+START=$(date +%s)
+{
+  echo "# gpu_check.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), budget ${BUDGET}s"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || echo "nvidia-smi: not available"
+  $PY -c "import torch, torchvision, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())" 2>&1
+} | tee -a "$LOG"
+
+status=0
+for entry in "${STEP_LIST[@]}"; do
+  IFS='|' read -r name min cmd <<<"$entry"
+  left=$((BUDGET - ($(date +%s) - START)))
+  if [ "$name" = bench-memory ] && [ ! -f "$REPO/benchmarks/bench_memory.py" ]; then
+    printf '%s\t%s\t%s\t%s\n' "$name" "absent" 0 "$cmd" >>"$STEPS"
+    continue
+  fi
+  if [ "$left" -lt "$min" ]; then
+    echo "[$name] skipped: ${left}s of the budget left, needs ${min}s" | tee -a "$LOG"
+    printf '%s\t%s\t%s\t%s\n' "$name" "skipped" 0 "$cmd" >>"$STEPS"
+    status=1
+    continue
+  fi
+  echo "[$name] $cmd  (at most ${left}s)" | tee -a "$LOG"
+  t0=$(date +%s)
+  timeout --kill-after=10 "$left" bash -c "$cmd" 2>&1 | tee -a "$LOG"
+  rc=${PIPESTATUS[0]}
+  dt=$(($(date +%s) - t0))
+  echo "[$name] exit $rc after ${dt}s" | tee -a "$LOG"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$dt" "$cmd" >>"$STEPS"
+  [ "$rc" = 0 ] || status=1
+done
+
+$PY "$REPO/benchmarks/gpu_check_summary.py" "$OUT" 2>&1 | tee -a "$LOG"
+echo "gpu_check.sh: $([ $status = 0 ] && echo 'every step passed' || echo 'some steps failed or were skipped') in $(($(date +%s) - START))s; see $LOG and $OUT/gpu_check.json" | tee -a "$LOG"
+exit $status
