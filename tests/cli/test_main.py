@@ -35,6 +35,8 @@ def test_help_lists_every_command_without_importing_them():
         (ValueError("cannot identify image file <_io.BytesIO object at 0x7f00aa>\nmore"), errors.EXIT_USAGE,
          "cannot identify image file the data more"),
         (RuntimeError("kaboom"), errors.EXIT_INTERNAL, "internal error: RuntimeError: kaboom"),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 409600000000 bytes"),
+         errors.EXIT_USAGE, "out of memory"),
     ],
 )
 def test_errors_become_one_line_and_a_status(exc, status, text):

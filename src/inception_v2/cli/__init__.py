@@ -105,8 +105,10 @@ def describe_error(e: BaseException) -> Tuple[int, str]:
         return errors.EXIT_USAGE, _one_line(str(e))
     if type(e).__name__ == "DecompressionBombError":  # PIL's, raised before any pixel is decoded
         return errors.EXIT_USAGE, _one_line(f"image refused: {e}")
-    if isinstance(e, MemoryError):
-        return errors.EXIT_USAGE, "out of memory (try a smaller --batch-size or input size)"
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
+        return errors.EXIT_USAGE, _one_line(
+            f"out of memory ({_one_line(str(e))[:160]}); try a smaller --batch-size or input size"
+        )
     return errors.EXIT_INTERNAL, _one_line(
         f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)"
     )

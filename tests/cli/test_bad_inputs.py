@@ -1,0 +1,142 @@
+"""Every subcommand against a list of bad inputs: a documented exit status, one ``error: ...``
+line on stderr, no traceback, no Python object repr, and nothing half-written.
+
+Each case is ``(id, argv template, expected status, text the message must contain)``; the
+template's ``{...}`` fields are paths of the fixtures below (``{run}`` is a finished tiny run,
+``{data}`` a prepared folder, ``{file}`` an ordinary file, ``{junk}`` random bytes...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inception_v2 import errors
+from inception_v2.cli import main
+
+TRAIN = "train --model googlenet_bn --epochs 1 --batch-size 8 --image-size 32 --workers 0 --device cpu --no-progress"
+
+CASES = [
+    # -- outputs that cannot be written
+    ("train-out-under-a-file", TRAIN + " --data {data} --out {file}/run", 2, "{file}"),
+    ("train-out-is-a-file", TRAIN + " --data {data} --out {file}", 2, "{file}"),
+    ("prepare-out-under-a-file", "prepare --voc-root {devkit} --out {file}/p --workers 1", 2, "{file}"),
+    ("make-sample-out-under-a-file", "make-sample {file}/s --images 4", 2, "{file}"),
+    ("compare-out-under-a-file", "compare {run} --out {file}/c", 2, "{file}"),
+    ("export-out-under-a-file", "export --checkpoint {run}/best.pt --out {file}/m.onnx", 2, "{file}"),
+    ("evaluate-figure-under-a-file", "evaluate --checkpoint {run}/best.pt --data {data} --workers 0 "
+     "--confusion-png {file}/cm.png", 2, "{file}"),
+    # -- checkpoints that are not checkpoints
+    ("evaluate-random-bytes", "evaluate --checkpoint {junk} --data {data} --workers 0", 2, "{junk}"),
+    ("predict-random-bytes", "predict --checkpoint {junk} {image}", 2, "{junk}"),
+    ("export-random-bytes", "export --checkpoint {junk} --out {tmp}/m.onnx", 2, "{junk}"),
+    ("evaluate-checkpoint-is-a-folder", "evaluate --checkpoint {tmp} --data {data} --workers 0", 2, "{tmp}"),
+    ("predict-checkpoint-missing", "predict --checkpoint {tmp}/nope.pt {image}", 2, "nope.pt"),
+    # -- a folder where a file belongs, a file where a folder belongs
+    ("predict-image-is-a-folder", "predict --checkpoint {run}/best.pt {tmp}", 2, "{tmp}"),
+    ("train-data-is-a-file", TRAIN + " --data {file} --out {tmp}/r", 2, "{file}"),
+    ("evaluate-data-is-a-file", "evaluate --checkpoint {run}/best.pt --data {file} --workers 0", 2, "{file}"),
+    ("prepare-voc-root-is-a-file", "prepare --voc-root {file} --out {tmp}/p", 2, "{file}"),
+    ("compare-run-is-a-file", "compare {file} --out {tmp}/c", 2, "{file}"),
+    # -- images that are not images
+    ("predict-empty-image", "predict --checkpoint {run}/best.pt {empty_jpg}", 2, "{empty_jpg}"),
+    ("predict-decompression-bomb", "predict --checkpoint {run}/best.pt {bomb}", 2, "{bomb}"),
+    # -- absurd sizes and values
+    ("summary-absurd-classes", "summary --model googlenet_bn --num-classes 100000000", 2, "--num-classes"),
+    ("summary-tiny-image", "summary --model inception_v2 --image-size 8", 2, "75"),
+    ("train-zero-batch", TRAIN + " --data {data} --out {tmp}/r --batch-size 0", 2, "batch"),
+    ("train-negative-epochs", TRAIN + " --data {data} --out {tmp}/r --epochs -1", 2, "epochs"),
+    ("predict-zero-topk", "predict --checkpoint {run}/best.pt {image} --topk 0", 2, "--topk"),
+    ("export-format-contradicts-suffix", "export --model googlenet_bn --format torchscript --out {tmp}/m.onnx", 2,
+     "contradicts"),
+    ("export-unknown-model", "export --model resnet50 --out {tmp}/m.onnx", 2, "resnet50"),
+    # -- a run that already exists
+    ("train-existing-run-without-resume", TRAIN + " --data {data} --out {run}", 2, "--resume"),
+]
+
+
+@pytest.fixture(scope="module")
+def paths(tiny_run: Path, prepared_sample: Path, sample_devkit: Path, tmp_path_factory) -> Dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("bad")
+    (tmp / "a-file.txt").write_text("not a folder\n")
+    (tmp / "junk.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp / "empty.jpg").write_bytes(b"")
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp / "red.png")
+    # a PNG whose header claims 30000 x 30000 pixels (900 M, far above PIL's bomb limit) in a few KB
+    Image.new("1", (30000, 30000)).save(tmp / "bomb.png", optimize=True)
+    work = tmp / "work"
+    work.mkdir()
+    return {
+        "tmp": work, "file": tmp / "a-file.txt", "junk": tmp / "junk.pt", "empty_jpg": tmp / "empty.jpg",
+        "image": tmp / "red.png", "bomb": tmp / "bomb.png", "run": tiny_run, "data": prepared_sample,
+        "devkit": sample_devkit,
+    }  # fmt: skip
+
+
+def _fill(template: str, paths: Dict[str, Path]) -> str:
+    return template.format(**{k: str(v) for k, v in paths.items()})
+
+
+@pytest.mark.parametrize("case_id, argv, status, text", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case_id, argv, status, text, paths, capsys):
+    before = _state(paths["run"])
+    code = main(_fill(argv, paths).split())
+    out, err = capsys.readouterr()
+    assert code == status, (code, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err + out
+    assert not re.search(r" at 0x[0-9a-f]+", err), err
+    assert _fill(text, paths) in err, err
+    # the finished run used as an input or refused as an output is untouched
+    assert _state(paths["run"]) == before
+
+
+def _state(folder: Path) -> Dict[str, int]:
+    """Every file of ``folder`` (but its lock file, whose holder line changes) and its mtime."""
+    return {p.name: p.stat().st_mtime_ns for p in Path(folder).iterdir() if p.name != ".lock"}
+
+
+def test_status_codes_are_documented():
+    text = (Path(errors.__file__)).read_text()
+    for status in (errors.EXIT_CHECK_FAILED, errors.EXIT_USAGE, errors.EXIT_LOCKED, errors.EXIT_INTERNAL,
+                   errors.EXIT_INTERRUPTED):  # fmt: skip
+        assert re.search(rf"^\s*{status}\s", text, re.M)
+
+
+def test_concurrent_trains_on_one_run_directory(prepared_sample, tmp_path):
+    """The second of two trains on the same --out exits at once with status 3, naming the
+    holder; the first finishes undisturbed."""
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "inception_v2", *TRAIN.split(), "--epochs", "3", "--data", str(prepared_sample),
+            "--out", str(out)]  # fmt: skip
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = 60.0
+        lock = out / ".lock"
+        import time
+
+        start = time.monotonic()
+        while not (lock.is_file() and lock.read_text().strip()) and time.monotonic() - start < deadline:
+            if first.poll() is not None:
+                pytest.fail(f"the first train ended early: {first.communicate()}")
+            time.sleep(0.1)
+        second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == errors.EXIT_LOCKED, second.stderr
+        assert second.stderr.startswith("error: ") and second.stderr.count("\n") == 1
+        assert f"process {first.pid}" in second.stderr and str(out) in second.stderr
+        _, err = first.communicate(timeout=600)
+        assert first.returncode == 0, err
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert (out / "summary.json").is_file()
