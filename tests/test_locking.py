@@ -1,6 +1,5 @@
 """One writer per output folder (``inception_v2.locking``)."""
 
-import os
 import subprocess
 import sys
 import time
@@ -54,36 +53,3 @@ def test_a_file_is_not_a_folder(tmp_path):
     with pytest.raises(ValueError, match="not a folder"):
         with exclusive(tmp_path / "f"):
             pass
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
-def test_workers_die_with_their_parent(tmp_path):
-    """A grandchild armed with die_with_parent(owner) exits once the owner is SIGKILLed."""
-    code = (
-        "import os, sys, time, multiprocessing as mp\n"
-        "from inception_v2.procs import die_with_parent\n"
-        "def work(owner):\n"
-        "    die_with_parent(owner)\n"
-        "    time.sleep(60)\n"
-        "if __name__ == '__main__':\n"
-        "    p = mp.get_context('spawn').Process(target=work, args=(os.getpid(),))\n"
-        "    p.start()\n"
-        "    print(p.pid, flush=True)\n"
-        "    time.sleep(60)\n"
-    )
-    script = tmp_path / "owner.py"
-    script.write_text(code)
-    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    worker = int(owner.stdout.readline())
-    time.sleep(1.0)  # let the worker arm itself
-    owner.kill()
-    owner.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.kill(worker, 9)
-    pytest.fail("the worker outlived its owner by 10 s")
