@@ -174,12 +174,12 @@ def _load_chunk(path: Path, data: bool = False) -> Tuple[List[Row], Optional[np.
 def _pool_context() -> multiprocessing.context.BaseContext:
     # Not plain fork: the calling process may run threads (PyTorch's, tqdm's, a test runner's)
     # whose locks a forked child would inherit held, and the children would inherit the output
-    # folder's lock. forkserver forks each worker from a clean single-threaded server, which
-    # imports this module once (workers start in milliseconds) and exits when this process's
-    # end of its pipe closes, however this process ends; spawn where there is no forkserver.
+    # folder's lock. forkserver forks each worker from a clean single-threaded server that has
+    # imported this module once (workers start in milliseconds) and that dies with this process
+    # (inception_v2.data.poolserver); spawn where there is no forkserver.
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])  # no effect once this process's server runs
+        ctx.set_forkserver_preload(["inception_v2.data.poolserver"])  # no effect once the server runs
         return ctx
     return multiprocessing.get_context("spawn")
 
