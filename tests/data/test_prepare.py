@@ -6,9 +6,6 @@ import csv
 import importlib
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -270,25 +267,6 @@ def test_interrupted_run_resumes_to_the_same_bytes(prepared_sample, sample_devki
     prepare(out, workers=2, **opts)
     assert_same_output(out, prepared_sample)
     assert not list(out.glob(".*.tmp"))
-
-
-def test_killed_process_resumes_to_the_same_bytes(prepared_sample, sample_devkit, tmp_path):
-    out = tmp_path / "p"
-    code = (
-        "from inception_v2.data import prepare; "
-        f"prepare({str(out)!r}, voc_root={str(sample_devkit)!r}, val_fraction={SAMPLE_VAL_FRACTION}, "
-        "workers=1, progress=False)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (out / "work").is_dir() and any((out / "work").glob("*.npz")):
-            break
-        time.sleep(0.002)
-    proc.kill()
-    proc.wait()
-    prepare(out, voc_root=sample_devkit, val_fraction=SAMPLE_VAL_FRACTION, workers=1, **QUIET)
-    assert_same_output(out, prepared_sample)
 
 
 def test_rerun_on_finished_output_verifies_and_returns(sample_devkit, tmp_path):

@@ -59,12 +59,11 @@ def _jpeg_decoder() -> Callable[[np.ndarray], torch.Tensor]:
                 return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
 
         return decode_pil
-    warnings.filterwarnings(
-        "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
-    )
 
     def decode_tv(data: np.ndarray) -> torch.Tensor:
-        return decode_jpeg(torch.from_numpy(data), mode=ImageReadMode.RGB)
+        with warnings.catch_warnings():  # torchvision 0.29 warns on every call that its image I/O is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return decode_jpeg(torch.from_numpy(data), mode=ImageReadMode.RGB)
 
     return decode_tv
 
