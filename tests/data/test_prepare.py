@@ -259,11 +259,11 @@ def test_interrupted_run_resumes_to_the_same_bytes(prepared_sample, sample_devki
         prepare(out, workers=1, **opts)
     monkeypatch.undo()
     assert not (out / "counts.json").exists() and (out / "train.pixels").exists()
-    chunks = sorted((out / "work").glob("*.npz"))
+    chunks = sorted((out / "work").glob("*.chunk"))
     assert len(chunks) >= 3
     chunks[1].unlink()  # as if killed before this chunk was done
     (out / ".counts.json.abc123.tmp").write_text("half")  # a temp file a kill left behind
-    (out / "work" / ".x.npz.abc.tmp").write_text("half")
+    (out / "work" / ".x.chunk.abc.tmp").write_text("half")
     prepare(out, workers=2, **opts)
     assert_same_output(out, prepared_sample)
     assert not list(out.glob(".*.tmp"))

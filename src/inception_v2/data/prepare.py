@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import struct
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,7 +117,7 @@ class PrepareOptions:
 class _Chunk:
     group: str
     units: Tuple[Any, ...]
-    path: Path  # OUT/work/<group>-<number>-<digest of its inputs>.npz
+    path: Path  # OUT/work/<group>-<number>-<digest of its inputs>.chunk
 
 
 _WORKER: Dict[str, Any] = {}  # this process's worker and options (set once per pool worker)
@@ -131,12 +132,12 @@ def _init_worker(worker: Worker, options: PrepareOptions, owner_pid: Optional[in
 def _run_chunk(chunk: _Chunk) -> int:
     """Process a chunk's units and write ``chunk.path`` atomically; returns the unit count.
 
-    The file holds ``records`` (the rows as JSON; a kept row has ``_sample = [offset, nbytes,
-    height, width]`` into ``data``) and ``data`` (the samples' bytes, one after another).
+    The rows carry ``_sample = [offset, nbytes, height, width]`` into the chunk's data (the
+    samples' bytes, one after another); see :func:`_write_chunk` for the file.
     """
     worker, options = _WORKER["worker"], _WORKER["options"]
     rows: List[Row] = []
-    parts: List[np.ndarray] = []
+    parts: List[Any] = []
     offset = 0
     for unit in chunk.units:
         try:
@@ -149,24 +150,45 @@ def _run_chunk(chunk: _Chunk) -> int:
         for row in unit_rows:
             if row["status"] == "keep":
                 data, height, width = next(kept)
-                flat = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data.reshape(-1)
-                row["_sample"] = [offset, int(flat.size), int(height), int(width)]
-                offset += flat.size
-                parts.append(flat)
+                nbytes = len(data) if isinstance(data, bytes) else int(data.nbytes)
+                row["_sample"] = [offset, nbytes, int(height), int(width)]
+                offset += nbytes
+                parts.append(data if isinstance(data, bytes) else np.ascontiguousarray(data))
         rows.extend(unit_rows)
-    data = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-    records = np.frombuffer(json.dumps(rows).encode("utf-8"), dtype=np.uint8)
-    with atomic_open(chunk.path, "wb") as f:
-        np.savez(f, data=data, records=records)
+    _write_chunk(chunk.path, rows, parts)
     return len(chunk.units)
+
+
+_CHUNK_HEAD = struct.Struct("<QQ")  # bytes of the JSON rows, bytes of the data
+
+
+def _write_chunk(path: Path, rows: List[Row], parts: Sequence[Any]) -> None:
+    """A work file: the two lengths, the rows as JSON, the data. Written to a temporary name
+    and renamed, so it is whole or absent after a kill; not fsync-ed (it is scratch: a file
+    that a power cut damaged is found by its lengths, removed, and redone)."""
+    records = json.dumps(rows).encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(_CHUNK_HEAD.pack(len(records), sum(memoryview(p).nbytes for p in parts)))
+            f.write(records)
+            for part in parts:
+                f.write(memoryview(part).cast("B"))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _load_chunk(path: Path, data: bool = False) -> Tuple[List[Row], Optional[np.ndarray]]:
     try:
-        with np.load(path) as z:
-            rows = json.loads(z["records"].tobytes().decode("utf-8"))
-            return rows, (z["data"] if data else None)
-    except (OSError, ValueError, KeyError, EOFError) as e:  # damaged after it was written
+        with open(path, "rb") as f:
+            n_records, n_data = _CHUNK_HEAD.unpack(f.read(_CHUNK_HEAD.size))
+            if os.fstat(f.fileno()).st_size != _CHUNK_HEAD.size + n_records + n_data:
+                raise ValueError("its size does not match its header")
+            rows = json.loads(f.read(n_records).decode("utf-8"))
+            return rows, (np.frombuffer(f.read(n_data), dtype=np.uint8) if data else None)
+    except (OSError, ValueError, struct.error) as e:  # damaged after it was written (a power cut...)
         path.unlink(missing_ok=True)
         raise UsageError(f"work file {path} is damaged ({e}); it was removed: run prepare again") from None
 
@@ -347,7 +369,7 @@ def _chunks(plan: Plan, options: PrepareOptions, work: Path) -> List[_Chunk]:
             chunk_units = tuple(units[start : start + CHUNK_IMAGES])
             fingerprints = [plan.fingerprint(group, u) for u in chunk_units]
             digest = hashlib.sha1(json.dumps([key, group, chunk_units, fingerprints]).encode()).hexdigest()[:16]
-            chunks.append(_Chunk(group, chunk_units, work / f"{group}-{number:06d}-{digest}.npz"))
+            chunks.append(_Chunk(group, chunk_units, work / f"{group}-{number:06d}-{digest}.chunk"))
     return chunks
 
 
@@ -456,7 +478,7 @@ def _clean_leftovers(out: Path, work: Path, chunks: Sequence[_Chunk], log: Calla
             shutil.rmtree(path)
         else:
             path.unlink()
-    stale_chunks = sum(1 for p in stale if p.suffix == ".npz")
+    stale_chunks = sum(1 for p in stale if p.suffix == ".chunk")
     if stale_chunks:
         log(f"{stale_chunks} finished chunk(s) in {work} no longer match their inputs or the options "
             "(files changed since the interrupted run): redoing them")  # fmt: skip

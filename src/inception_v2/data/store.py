@@ -77,7 +77,7 @@ class SplitWriter:
         data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
         if self.store == "raw" and data.size != height * width * 3:
             raise ValueError(f"{data.size} bytes are not the pixels of a {height}x{width} RGB image")
-        self._data.write(data.tobytes())
+        self._data.write(memoryview(data))  # no copy
         self._index.extend((self._offset, height, width, label, data.size))
         self._offset += data.size
         return len(self) - 1
