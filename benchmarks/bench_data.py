@@ -1,7 +1,7 @@
 """Data pipeline figures: ``prepare`` speed per core and memory, store sizes, and the training
 loader of each store against torchvision's ``ImageFolder`` + PIL on the same pictures.
 
-    python benchmarks/bench_data.py --voc-root ../shared/voc-sample --replicate 20
+    python benchmarks/bench_data.py --voc-root ../shared/voc-sample --replicate 40
 
 The real VOC JPEGs of ``--voc-root`` are laid out as an image folder (``ROOT/CLASS/*.jpg``,
 class = the first object's), every picture listed ``--replicate`` times (symbolic links), so
@@ -9,8 +9,8 @@ that ``prepare --image-folder`` is timed on more than its fixed costs. Without `
 the pictures are a synthetic ``make-sample --image-folder``. Measured, in one run:
 
 * ``prepare --image-folder`` with each store (every picture in train, so the loaders below
-  read the same pictures): images/s with 1 worker (= per core) and with
-  ``--workers``, CPU seconds per image, bytes per image;
+  read the same pictures): images/s with 1 worker (= per core; with its CPU ms per image) and
+  with ``--workers`` (wall time, the pool's start included), bytes per image;
 * its peak resident memory at two folder sizes (``--rss-replicates``; one process,
   ``--workers 1``): flat if ``prepare`` streams;
 * ``prepare --voc-root`` on the devkit itself (object crops): objects/s and both stores' sizes;
@@ -138,9 +138,9 @@ def cpu_ms_per_image(ds: Dataset, images: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voc-root", type=Path, default=None, help="a devkit whose JPEGs are used (default: synthetic)")
-    parser.add_argument("--replicate", type=int, default=20, help="copies of each picture in the folder (default 20)")
-    parser.add_argument("--rss-replicates", type=int, nargs=2, default=[10, 40],
-                        help="the two folder sizes of the memory measurement, in copies (default 10 40)")
+    parser.add_argument("--replicate", type=int, default=40, help="copies of each picture in the folder (default 40)")
+    parser.add_argument("--rss-replicates", type=int, nargs=2, default=[10, 80],
+                        help="the two folder sizes of the memory measurement, in copies (default 10 80)")
     parser.add_argument("--workers", type=int, default=2, help="prepare and loader workers (default 2)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=20, help="timed batches per round (default 20)")
@@ -185,8 +185,9 @@ def main() -> None:
                     "bytes_per_image": store_bytes(out) / n_images,
                 }  # fmt: skip
                 r = prep[key]
+                cpu_ms = f"{r['cpu_ms_per_image']:11.2f}" if workers == 1 else f"{'-':>11}"  # pool CPU is not ours to see
                 print(f"{store:<6} {workers:>7} {r['wall_s']:8.2f} {r['images_per_s']:9.0f} {r['per_core']:9.0f} "
-                      f"{r['cpu_ms_per_image']:11.2f} {r['bytes_per_image']:10.0f}")  # fmt: skip
+                      f"{cpu_ms} {r['bytes_per_image']:10.0f}")  # fmt: skip
                 if workers != 1:
                     shutil.rmtree(out)
         figures["prepare_folder"] = prep

@@ -39,7 +39,7 @@ class SplitRule:
 
 def hash_key(name: str) -> int:
     """The sort key of a sample: the first 8 bytes of the SHA-1 of its name."""
-    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big")
+    return int.from_bytes(hashlib.sha1(name.encode("utf-8", "surrogateescape")).digest()[:8], "big")
 
 
 def _held_out_sizes(rule: SplitRule, n: int) -> List[int]:
