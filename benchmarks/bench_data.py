@@ -39,13 +39,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Dict, Iterator, List
 
 import torch
 import torchvision
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
-from torchvision.transforms import v2
 
 from inception_v2.data import PreparedDataset, make_folder_sample, make_loader, prepare, train_transform
 from inception_v2.data.voc import find_devkit, parse_annotation
@@ -79,7 +78,8 @@ def timed_prepare(out: Path, **kwargs) -> Dict[str, float]:
     start, cpu_start = time.perf_counter(), os.times()
     prepare(out, **kwargs, **QUIET)
     wall, cpu_end = time.perf_counter() - start, os.times()
-    cpu = sum(getattr(cpu_end, k) - getattr(cpu_start, k) for k in ("user", "system", "children_user", "children_system"))
+    kinds = ("user", "system", "children_user", "children_system")
+    cpu = sum(getattr(cpu_end, k) - getattr(cpu_start, k) for k in kinds)
     return {"wall": wall, "cpu": cpu}
 
 
@@ -137,7 +137,8 @@ def cpu_ms_per_image(ds: Dataset, images: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--voc-root", type=Path, default=None, help="a devkit whose JPEGs are used (default: synthetic)")
+    parser.add_argument("--voc-root", type=Path, default=None,
+                        help="a devkit whose JPEGs are used (default: synthetic pictures)")
     parser.add_argument("--replicate", type=int, default=40, help="copies of each picture in the folder (default 40)")
     parser.add_argument("--rss-replicates", type=int, nargs=2, default=[10, 80],
                         help="the two folder sizes of the memory measurement, in copies (default 10 80)")
@@ -166,18 +167,20 @@ def main() -> None:
 
         folder = folder_of(args.replicate)
         n_images = sum(1 for p in folder.rglob("*.jpg"))
-        figures["data"] = (f"{args.voc_root} JPEGs x {args.replicate}" if args.voc_root else "make-sample --image-folder") \
-            + f": {n_images} pictures"  # fmt: skip
+        what = f"{args.voc_root} JPEGs x {args.replicate}" if args.voc_root else "make-sample --image-folder"
+        figures["data"] = f"{what}: {n_images} pictures"
         print(f"machine: {figures['machine']}\ndata: {figures['data']}")
 
         # -- prepare --image-folder: speed per core, bytes per image
         print("\nprepare --image-folder --val-fraction 0 --test-fraction 0 (every picture in train)")
-        print(f"{'store':<6} {'workers':>7} {'wall s':>8} {'images/s':>9} {'per core':>9} {'CPU ms/img':>11} {'bytes/img':>10}")
+        print(f"{'store':<6} {'workers':>7} {'wall s':>8} {'images/s':>9} {'per core':>9} {'CPU ms/img':>11} "
+              f"{'bytes/img':>10}")  # fmt: skip
         prep: Dict[str, Dict[str, float]] = {}
         for store in ("raw", "jpeg"):
             for workers in (1, args.workers):
                 out = tmp / f"prepared-{store}-{workers}"
-                t = timed_prepare(out, image_folder=folder, store=store, workers=workers, val_fraction=0, test_fraction=0)
+                t = timed_prepare(out, image_folder=folder, store=store, workers=workers, val_fraction=0,
+                                  test_fraction=0)  # fmt: skip
                 key = f"{store}-w{workers}"
                 prep[key] = {
                     "wall_s": t["wall"], "images_per_s": n_images / t["wall"],
@@ -185,7 +188,8 @@ def main() -> None:
                     "bytes_per_image": store_bytes(out) / n_images,
                 }  # fmt: skip
                 r = prep[key]
-                cpu_ms = f"{r['cpu_ms_per_image']:11.2f}" if workers == 1 else f"{'-':>11}"  # pool CPU is not ours to see
+                # the pool's CPU time is not this process's to see (its workers are the fork server's children)
+                cpu_ms = f"{r['cpu_ms_per_image']:11.2f}" if workers == 1 else f"{'-':>11}"
                 print(f"{store:<6} {workers:>7} {r['wall_s']:8.2f} {r['images_per_s']:9.0f} {r['per_core']:9.0f} "
                       f"{cpu_ms} {r['bytes_per_image']:10.0f}")  # fmt: skip
                 if workers != 1:
@@ -198,7 +202,8 @@ def main() -> None:
         rss = {}
         for times in args.rss_replicates:
             root = folder_of(times)
-            rss[times] = {"images": sum(1 for _ in root.rglob("*.jpg")), "peak_rss_mb": peak_rss_mb(root, tmp / f"rss-{times}")}
+            peak = peak_rss_mb(root, tmp / f"rss-{times}")
+            rss[times] = {"images": sum(1 for _ in root.rglob("*.jpg")), "peak_rss_mb": peak}
             shutil.rmtree(tmp / f"rss-{times}")
         figures["peak_rss"] = rss
         print("\npeak resident memory of prepare --workers 1 (raw store): "
@@ -239,7 +244,8 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in rates.items()}
         med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         figures["loader"] = {"images_per_s": med, "cpu_ms_per_image": med_cpu, "rounds": rates}
-        print(f"\nloader at 299, uint8 out, {args.workers} workers, batch {args.batch_size}, median of {args.rounds} rounds")
+        print(f"\nloader at 299, uint8 out, {args.workers} workers, batch {args.batch_size}, "
+              f"median of {args.rounds} rounds")  # fmt: skip
         print(f"{'loader':<24} {'images/s':>9} {'vs IF uint8':>12} {'vs IF float':>12} {'CPU ms/img':>11} "
               f"{'vs IF uint8':>12} {'vs IF float':>12}")  # fmt: skip
         base_u, base_f = "ImageFolder+PIL, uint8", "ImageFolder+PIL, float"

@@ -68,7 +68,9 @@ def test_every_quirk_of_a_folder_with_skip_bad(quirky, tmp_path):
         ".ipynb_checkpoints/": "hidden-folder", "README.txt": "outside-class-folder", "cat/.git/": "hidden-folder",
         "cat/.DS_Store": "hidden-file", "cat/notes.txt": "not-an-image", "dog house/Thumbs.db": "not-an-image",
     }  # fmt: skip
-    assert counts["ignored_files"] == {"hidden-file": 1, "hidden-folder": 2, "not-an-image": 2, "outside-class-folder": 1}
+    assert counts["ignored_files"] == {
+        "hidden-file": 1, "hidden-folder": 2, "not-an-image": 2, "outside-class-folder": 1,
+    }  # fmt: skip
     # broken pictures: skipped with their reason, in the manifest and in counts.json
     skipped = {r["file"].split("/")[-1]: r for r in rows if r["status"] == "skipped"}
     assert {name: r["reason"] for name, r in skipped.items()} == BROKEN_REASONS

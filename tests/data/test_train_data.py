@@ -63,7 +63,8 @@ def test_build_data_allows_an_empty_test_split(learnable_folder, tmp_path):
     prepare(tmp_path / "p", image_folder=root, workers=1, progress=False, log=quiet)
     data = build_data(tmp_path / "p", SMALL, batch_size=8, workers=0, seed=0, info=DistInfo(),
                       device=torch.device("cpu"))  # fmt: skip
-    assert len(data.test) == 0 and len(data.val) == 16 and data.classes == ["aeroplane", "bus", "diningtable", "pottedplant"]
+    assert len(data.test) == 0 and len(data.val) == 16
+    assert data.classes == ["aeroplane", "bus", "diningtable", "pottedplant"]
     assert list(data.test_loader) == []
 
 

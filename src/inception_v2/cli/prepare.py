@@ -27,12 +27,14 @@ def configure(p: argparse.ArgumentParser) -> None:
                      help="your pictures: ROOT/CLASS/... or ROOT/{train,val,test}/CLASS/... (class = folder name)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--store", choices=STORES, default="raw",
-                   help="raw: lossless pixels, fastest to read (default); jpeg: about 5x smaller, decoded by the loader")
+                   help="raw: lossless pixels, fastest to read (default); jpeg: about 5x smaller, "
+                        "decoded by the loader")
     p.add_argument("--val-fraction", type=float, default=0.05,
                    help="stratified share held out as val: of VOC trainval, or of each class of an image folder "
                         "without ROOT/val (default 0.05)")
     p.add_argument("--test-fraction", type=float, default=None,
-                   help=f"image folder ROOT/CLASS/...: stratified share held out as test (default {DEFAULT_TEST_FRACTION})")
+                   help="image folder ROOT/CLASS/...: stratified share held out as test "
+                        f"(default {DEFAULT_TEST_FRACTION})")
     p.add_argument("--max-side", type=int, default=512,
                    help="downscale images (VOC: crops) whose longer side exceeds this (default 512; 0 = never)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")

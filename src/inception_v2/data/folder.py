@@ -56,6 +56,8 @@ def detect_layout(root: os.PathLike) -> Tuple[str, List[str]]:
     """``("splits" | "pool", classes)`` of an image folder; :class:`UsageError` when ``root``
     is not a folder or holds no class folder."""
     root = Path(root)
+    if not root.exists():
+        raise UsageError(f"image folder {root} does not exist")
     if not root.is_dir():
         raise UsageError(f"image folder {root} is not a folder; expected {EXPECTED_LAYOUT}")
     top = _subdirs(root)

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 import numpy as np
 
 from inception_v2.data.counts import SplitRule
-from inception_v2.data.images import encode_jpeg
+from inception_v2.data.images import BadFileError, encode_jpeg
 
 Unit = Any  # JSON-able: it names the work in the chunk digest
 Sample = Tuple[Union[bytes, np.ndarray], int, int]  # raw pixels (H x W x 3) or JPEG bytes, height, width
@@ -44,6 +44,11 @@ class Worker:
     """Runs in the pool: one unit -> its rows and samples (in the order of its kept rows)."""
 
     def process(self, group: str, unit: Unit, options: Any) -> Tuple[List[Row], List[Sample]]:
+        """Raises :class:`~inception_v2.data.images.BadFileError` for a file it cannot use."""
+        raise NotImplementedError
+
+    def skipped(self, group: str, unit: Unit, error: BadFileError) -> List[Row]:
+        """The rows of a unit whose file is bad, under ``--skip-bad``."""
         raise NotImplementedError
 
 
