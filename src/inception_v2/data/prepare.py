@@ -26,6 +26,7 @@ and the fork server and resource tracker exit with it.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import csv
 import hashlib
@@ -246,7 +247,7 @@ def _assemble(out: Path, plan: Plan, chunks: Sequence[_Chunk], options: PrepareO
     class_index = {name: i for i, name in enumerate(plan.classes)}
     rules = plan.split_rules(options)
     pool_index = {name: i for i, name in enumerate(rules)}
-    labels, pools, keys = [], [], []
+    labels, pools, keys = array.array("q"), array.array("q"), array.array("Q")  # 24 bytes per sample
     tallies: Dict[str, Dict[str, int]] = {}
     skipped: List[Dict[str, str]] = []
     for chunk in chunks:  # pass 1: labels, pools and hash keys of the kept samples; tallies
@@ -260,10 +261,9 @@ def _assemble(out: Path, plan: Plan, chunks: Sequence[_Chunk], options: PrepareO
                 tallies.setdefault(bucket, {})[name] = tallies.setdefault(bucket, {}).get(name, 0) + 1
             if "_skipped" in row:
                 skipped.append(row["_skipped"])
-    label_arr = np.array(labels, dtype=np.int64)
-    del labels
+    label_arr = np.frombuffer(labels, dtype=np.int64)
     split_of = assign_splits(
-        np.array(pools, dtype=np.int64), label_arr, np.array(keys, dtype=np.uint64), list(rules.values()),
+        np.frombuffer(pools, dtype=np.int64), label_arr, np.frombuffer(keys, dtype=np.uint64), list(rules.values()),
         plan.classes,
     )  # fmt: skip
     del pools, keys
