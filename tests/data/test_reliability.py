@@ -166,10 +166,10 @@ def session_processes(sid: int) -> List[str]:
 def test_sigkill_during_prepare_leaves_no_process_and_the_rerun_gives_the_same_bytes(tmp_path):
     root = tmp_path / "pictures"
     rng = np.random.default_rng(0)
-    for i in range(480):  # 30 chunks: enough to be mid-run when killed
+    for i in range(720):  # 45 chunks: still running when the first is done, even on a fast machine
         path = root / f"class{i % 3}" / f"{i:04d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(path, quality=90)
+        Image.fromarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(path, quality=90)
     out = tmp_path / "p"
     command = [sys.executable, "-m", "inception_v2", "prepare", "--image-folder", str(root), "--out", str(out),
                "--workers", "2", "--store", "jpeg"]  # fmt: skip
