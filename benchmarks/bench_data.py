@@ -1,89 +1,104 @@
-"""Data pipeline throughput: ``prepare`` (objects/s) and the training loader of the prepared
-store against the usual approach (the same crops as PNG files in an ``ImageFolder``, read with
-PIL), with the same train transforms, batch size and worker count, in one run.
+"""Data pipeline figures: ``prepare`` speed per core and memory, store sizes, and the training
+loader of each store against torchvision's ``ImageFolder`` + PIL on the same pictures.
 
-    python benchmarks/bench_data.py [--images 600] [--workers 2] [--batches 20]
-    python benchmarks/bench_data.py --voc-root ../shared/voc-sample --replicate 10   # real images
+    python benchmarks/bench_data.py --voc-root ../shared/voc-sample --replicate 40
 
-Without ``--voc-root`` it builds a synthetic sample (``make_sample``) in a temporary folder;
-``--replicate K`` lists every image of a small devkit K times so that ``prepare`` is timed on
-more than its fixed costs.
-Three loader measurements, each store vs PNG:
+The real VOC JPEGs of ``--voc-root`` are laid out as an image folder (``ROOT/CLASS/*.jpg``,
+class = the first object's), every picture listed ``--replicate`` times (symbolic links), so
+that ``prepare --image-folder`` is timed on more than its fixed costs. Without ``--voc-root``
+the pictures are a synthetic ``make-sample --image-folder``. Measured, in one run:
 
-* ``train loader``: DataLoader with ``--workers`` processes and the Inception-v2 train
-  transforms (resize 384, random crop 299, flip, normalize), images/s of wall time; the two
-  loaders run interleaved, one alive at a time, two warm-up batches before the clock starts,
-  median of ``--rounds`` rounds;
-* ``train pipeline, CPU``: the same in the main process (no workers), CPU seconds per image
-  (less sensitive to other load on a shared machine);
-* ``read crops only``: decoding the crops to uint8 tensors without any transform, which is the
-  part the storage format decides;
-* ``uint8 out``: the store with ``train_transform(cfg, normalize=False)``, the float steps being
-  left to the GPU (``inception_v2.data.normalize`` on the batch; not timed here), against the
-  PNG loader doing everything.
+* ``prepare --image-folder`` with each store (every picture in train, so the loaders below
+  read the same pictures): images/s with 1 worker (= per core; with its CPU ms per image) and
+  with ``--workers`` (wall time, the pool's start included), bytes per image;
+* its peak resident memory at two folder sizes (``--rss-replicates``; one process,
+  ``--workers 1``): flat if ``prepare`` streams;
+* ``prepare --voc-root`` on the devkit itself (object crops): objects/s and both stores' sizes;
+* the loader as training uses it (``train_transform(normalize=False)``: resize 384, random
+  crop 299, flip, ``uint8`` out; the float steps run on the device, not here), ``--workers``
+  DataLoader processes, batch ``--batch-size``: the raw store, the jpeg store, and
+  ``ImageFolder`` + PIL on the same files, both with the same ``uint8`` transform and with the
+  usual float output (``ToDtype`` + ``Normalize`` in the workers, as torchvision's references
+  do). Wall images/s, median of ``--rounds`` interleaved rounds (one loader alive at a time,
+  two warm-up batches), and CPU ms per image in one process (steadier on a shared machine).
 
-Targets (issue 3): train loader >= 3x the ImageFolder/PNG loader; prepare >= 300 objects/s per
-core.
+Targets (issue): prepare >= 300 images/s per core; raw store >= 3x and jpeg store >= 1.5x
+``ImageFolder`` + PIL; the jpeg store <= 1/3 of the raw store's bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Dict, Iterator, List
 
 import torch
 import torchvision
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
-from torchvision.transforms import v2
 
-from inception_v2.data import VOC_CLASSES, VOCCrops, make_loader, make_sample, prepare, train_transform
-from inception_v2.data.voc import find_devkit
+from inception_v2.data import PreparedDataset, make_folder_sample, make_loader, prepare, train_transform
+from inception_v2.data.voc import find_devkit, parse_annotation
 from inception_v2.models.registry import DataConfig
 
 INCEPTION_V2 = DataConfig(input_size=299, resize_size=384, min_input_size=75)  # SPEC section 4
+QUIET = dict(progress=False, log=lambda _: None)
 
 
-def export_png_imagefolder(prepared: Path, root: Path) -> int:
-    """Write the train crops as ``root/<class>/<index>.png`` (the usual ImageFolder layout)."""
-    ds = VOCCrops(prepared, "train")
-    for name in VOC_CLASSES:
-        (root / name).mkdir(parents=True, exist_ok=True)
-    for i in range(len(ds)):
-        image, label = ds[i]
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(root / VOC_CLASSES[label] / f"{i:06d}.png")
-    return len(ds)
-
-
-def replicate_devkit(root: Path, out: Path, times: int) -> Path:
-    """A devkit listing every image of ``root`` ``times`` times under new ids (links to the same
-    files), so that a small real sample is big enough to time ``prepare`` on."""
-    source = find_devkit(root)
+def voc_as_folder(voc_root: Path, out: Path, times: int) -> int:
+    """Lay out the JPEGs of a devkit as ``out/CLASS/K_ID.jpg`` (links), each ``times`` times;
+    returns the number of files."""
+    source = find_devkit(voc_root)
+    n = 0
     for year, image_set in source.splits():
-        base = out / "VOCdevkit" / f"VOC{year}"
-        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-            (base / sub).mkdir(parents=True, exist_ok=True)
-        ids = []
-        for k in range(times):
-            for image_id in source.image_ids(year, image_set):
-                new_id = f"{k}x{image_id}"
-                for rel, name in ((source.annotation_path(year, image_id), f"Annotations/{new_id}.xml"),
-                                  (source.image_path(year, image_id), f"JPEGImages/{new_id}.jpg")):  # fmt: skip
-                    try:
-                        (base / name).symlink_to(Path(source.display(rel)).resolve())
-                    except OSError:
-                        shutil.copyfile(source.display(rel), base / name)
-                ids.append(new_id)
-        (base / "ImageSets" / "Main" / f"{image_set}.txt").write_text("".join(f"{i}\n" for i in ids))
-    return out
+        for image_id in source.image_ids(year, image_set):
+            xml = source.annotation_path(year, image_id)
+            objects = parse_annotation(source.read(xml), xml).objects
+            cls = objects[0].name if objects else "background"
+            target = Path(source.display(source.image_path(year, image_id))).resolve()
+            for k in range(times):
+                link = out / cls / f"{k:03d}_{year}_{image_id}.jpg"
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target)
+                n += 1
+    return n
+
+
+def timed_prepare(out: Path, **kwargs) -> Dict[str, float]:
+    """Wall and CPU seconds (this process and its children) of one ``prepare``."""
+    start, cpu_start = time.perf_counter(), os.times()
+    prepare(out, **kwargs, **QUIET)
+    wall, cpu_end = time.perf_counter() - start, os.times()
+    kinds = ("user", "system", "children_user", "children_system")
+    cpu = sum(getattr(cpu_end, k) - getattr(cpu_start, k) for k in kinds)
+    return {"wall": wall, "cpu": cpu}
+
+
+def store_bytes(out: Path) -> int:
+    return sum(p.stat().st_size for p in out.iterdir() if p.suffix in (".pixels", ".jpeg"))
+
+
+def peak_rss_mb(folder: Path, out: Path) -> float:
+    """Peak resident memory of ``prepare --workers 1`` in a process of its own."""
+    code = (
+        "from inception_v2.data import prepare; "
+        f"prepare({str(out)!r}, image_folder={str(folder)!r}, workers=1, val_fraction=0, test_fraction=0, "
+        "progress=False, log=lambda _: None)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"prepare failed with status {status}")
+    return usage.ru_maxrss / 1024  # kB on Linux
 
 
 def forever(loader) -> Iterator:
@@ -93,115 +108,155 @@ def forever(loader) -> Iterator:
 
 def loader_rate(ds: Dataset, batch_size: int, workers: int, batches: int) -> float:
     """Images/s of wall time over ``batches`` batches, after two warm-up batches."""
-    loader = make_loader(ds, batch_size, shuffle=True, workers=workers, drop_last=True, seed=0)
+    loader = make_loader(ds, batch_size, shuffle=True, workers=workers, drop_last=True, seed=0, pin_memory=False)
     it = forever(loader)
     for _ in range(2):
         next(it)
     start, seen = time.perf_counter(), 0
     for _ in range(batches):
         seen += len(next(it)[1])
-    return seen / (time.perf_counter() - start)
+    rate = seen / (time.perf_counter() - start)
+    del it, loader
+    return rate
 
 
-def cpu_ms_per_image(ds: Dataset, batch_size: int, batches: int) -> float:
-    """CPU milliseconds per image of the whole pipeline (read, transform, collate), no workers,
-    one torch thread as in a DataLoader worker (idle intra-op threads would count as CPU time)."""
+def cpu_ms_per_image(ds: Dataset, images: int) -> float:
+    """CPU milliseconds per image of read + transform in this process, one torch thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        it = forever(make_loader(ds, batch_size, shuffle=True, workers=0, drop_last=True, seed=0))
-        next(it)
-        start, seen = time.process_time(), 0
-        for _ in range(batches):
-            seen += len(next(it)[1])
-        return (time.process_time() - start) / seen * 1e3
+        for i in range(8):
+            ds[i]
+        start = time.process_time()
+        for i in range(images):
+            ds[i % len(ds)]
+        return (time.process_time() - start) / images * 1e3
     finally:
         torch.set_num_threads(threads)
 
 
-def read_rate(read: Callable[[int], torch.Tensor], n: int) -> float:
-    """Images/s reading crops ``0..n-1`` to uint8 tensors, single process."""
-    start = time.perf_counter()
-    for i in range(n):
-        read(i)
-    return n / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=600, help="synthetic sample size (default 600)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--voc-root", type=Path, default=None, help="benchmark this devkit instead")
-    parser.add_argument("--replicate", type=int, default=1,
-                        help="with --voc-root: list every image this many times (default 1)")
+    parser.add_argument("--voc-root", type=Path, default=None,
+                        help="a devkit whose JPEGs are used (default: synthetic pictures)")
+    parser.add_argument("--replicate", type=int, default=40, help="copies of each picture in the folder (default 40)")
+    parser.add_argument("--rss-replicates", type=int, nargs=2, default=[10, 80],
+                        help="the two folder sizes of the memory measurement, in copies (default 10 80)")
     parser.add_argument("--workers", type=int, default=2, help="prepare and loader workers (default 2)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=20, help="timed batches per round (default 20)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved loader rounds (default 3)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    figures: Dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, torchvision "
+                   f"{torchvision.__version__}, Python {platform.python_version()}",
+    }  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         tmp = Path(tmp)
-        if args.voc_root is None:
-            make_sample(tmp / "sample", images=args.images, seed=args.seed)
-            voc_root, data = tmp / "sample", f"make_sample(images={args.images}, seed={args.seed})"
-        elif args.replicate > 1:
-            voc_root = replicate_devkit(args.voc_root, tmp / "replicated", args.replicate)
-            data = f"{args.voc_root}, every image listed {args.replicate} times"
-        else:
-            voc_root, data = args.voc_root, str(args.voc_root)
 
-        start, cpu_start = time.perf_counter(), os.times()
-        counts = prepare(tmp / "prepared", voc_root=voc_root, workers=args.workers, progress=False,
-                         log=lambda _: None)  # fmt: skip
-        prepare_s, cpu_end = time.perf_counter() - start, os.times()
-        prepare_cpu_s = sum(getattr(cpu_end, k) - getattr(cpu_start, k)
-                            for k in ("user", "system", "children_user", "children_system"))  # fmt: skip
-        objects = sum(s["objects"] for s in counts["sources"].values())
-        n_crops = export_png_imagefolder(tmp / "prepared", tmp / "png")
-        store_raw = VOCCrops(tmp / "prepared", "train")
-        png_raw = ImageFolder(str(tmp / "png"), transform=v2.PILToTensor())
-        sides = [(h * w) ** 0.5 for _, h, w, _ in store_raw.index]
+        def folder_of(times: int) -> Path:
+            root = tmp / f"folder-x{times}"
+            if not root.exists():
+                if args.voc_root is not None:
+                    voc_as_folder(args.voc_root, root, times)
+                else:
+                    make_folder_sample(root, classes=10, images=65 * times, seed=0)
+            return root
 
-        transform = train_transform(INCEPTION_V2)
-        datasets = {
-            "store": VOCCrops(tmp / "prepared", "train", transform=transform),
-            "png": ImageFolder(str(tmp / "png"), transform=transform),
-            # the same store with normalize=False: uint8 batches, float steps left to the device
-            "store-uint8": VOCCrops(tmp / "prepared", "train", train_transform(INCEPTION_V2, normalize=False)),
+        folder = folder_of(args.replicate)
+        n_images = sum(1 for p in folder.rglob("*.jpg"))
+        what = f"{args.voc_root} JPEGs x {args.replicate}" if args.voc_root else "make-sample --image-folder"
+        figures["data"] = f"{what}: {n_images} pictures"
+        print(f"machine: {figures['machine']}\ndata: {figures['data']}")
+
+        # -- prepare --image-folder: speed per core, bytes per image
+        print("\nprepare --image-folder --val-fraction 0 --test-fraction 0 (every picture in train)")
+        print(f"{'store':<6} {'workers':>7} {'wall s':>8} {'images/s':>9} {'per core':>9} {'CPU ms/img':>11} "
+              f"{'bytes/img':>10}")  # fmt: skip
+        prep: Dict[str, Dict[str, float]] = {}
+        for store in ("raw", "jpeg"):
+            for workers in (1, args.workers):
+                out = tmp / f"prepared-{store}-{workers}"
+                t = timed_prepare(out, image_folder=folder, store=store, workers=workers, val_fraction=0,
+                                  test_fraction=0)  # fmt: skip
+                key = f"{store}-w{workers}"
+                prep[key] = {
+                    "wall_s": t["wall"], "images_per_s": n_images / t["wall"],
+                    "per_core": n_images / t["wall"] / workers, "cpu_ms_per_image": t["cpu"] / n_images * 1e3,
+                    "bytes_per_image": store_bytes(out) / n_images,
+                }  # fmt: skip
+                r = prep[key]
+                # the pool's CPU time is not this process's to see (its workers are the fork server's children)
+                cpu_ms = f"{r['cpu_ms_per_image']:11.2f}" if workers == 1 else f"{'-':>11}"
+                print(f"{store:<6} {workers:>7} {r['wall_s']:8.2f} {r['images_per_s']:9.0f} {r['per_core']:9.0f} "
+                      f"{cpu_ms} {r['bytes_per_image']:10.0f}")  # fmt: skip
+                if workers != 1:
+                    shutil.rmtree(out)
+        figures["prepare_folder"] = prep
+        ratio = prep["jpeg-w1"]["bytes_per_image"] / prep["raw-w1"]["bytes_per_image"]
+        print(f"jpeg store / raw store bytes: {ratio:.3f} (target <= 0.333)")
+
+        # -- memory at two sizes
+        rss = {}
+        for times in args.rss_replicates:
+            root = folder_of(times)
+            peak = peak_rss_mb(root, tmp / f"rss-{times}")
+            rss[times] = {"images": sum(1 for _ in root.rglob("*.jpg")), "peak_rss_mb": peak}
+            shutil.rmtree(tmp / f"rss-{times}")
+        figures["peak_rss"] = rss
+        print("\npeak resident memory of prepare --workers 1 (raw store): "
+              + ", ".join(f"{v['images']} pictures {v['peak_rss_mb']:.0f} MB" for v in rss.values()))  # fmt: skip
+
+        # -- VOC crops: objects/s and sizes
+        if args.voc_root is not None:
+            voc = {}
+            for store in ("raw", "jpeg"):
+                out = tmp / f"voc-{store}"
+                t = timed_prepare(out, voc_root=args.voc_root, store=store, workers=1, val_fraction=0)
+                counts = json.loads((out / "counts.json").read_text())
+                objects = sum(s["objects"] for s in counts["sources"].values())
+                voc[store] = {"objects": objects, "wall_s": t["wall"], "objects_per_s": objects / t["wall"],
+                              "store_bytes": store_bytes(out)}  # fmt: skip
+            figures["prepare_voc"] = voc
+            print(f"\nprepare --voc-root {args.voc_root} (1 worker): {voc['raw']['objects']} objects; raw "
+                  f"{voc['raw']['objects_per_s']:.0f} objects/s, {voc['raw']['store_bytes'] / 1e6:.1f} MB; jpeg "
+                  f"{voc['jpeg']['objects_per_s']:.0f} objects/s, {voc['jpeg']['store_bytes'] / 1e6:.1f} MB "
+                  f"({voc['jpeg']['store_bytes'] / voc['raw']['store_bytes']:.3f} of raw)")  # fmt: skip
+
+        # -- the training loader
+        uint8 = train_transform(INCEPTION_V2, normalize=False)
+        float_out = train_transform(INCEPTION_V2, normalize=True)
+        raw_dir, jpeg_dir = tmp / "prepared-raw-1", tmp / "prepared-jpeg-1"
+        datasets: Dict[str, Dataset] = {
+            "raw store": PreparedDataset(raw_dir, "train", uint8),
+            "jpeg store": PreparedDataset(jpeg_dir, "train", uint8),
+            "ImageFolder+PIL, uint8": ImageFolder(str(folder), transform=uint8),
+            "ImageFolder+PIL, float": ImageFolder(str(folder), transform=float_out),
         }
-        results: Dict[str, Dict[str, List[float]]] = {k: {n: [] for n in datasets} for k in ("loader", "cpu")}
-        results["read"] = {"store": [], "png": []}
+        rates: Dict[str, List[float]] = {k: [] for k in datasets}
+        cpu: Dict[str, List[float]] = {k: [] for k in datasets}
         for _ in range(args.rounds):
             for name, ds in datasets.items():
-                results["loader"][name].append(loader_rate(ds, args.batch_size, args.workers, args.batches))
-                results["cpu"][name].append(cpu_ms_per_image(ds, args.batch_size, max(2, args.batches // 4)))
-            results["read"]["store"].append(read_rate(store_raw.crop, n_crops))
-            results["read"]["png"].append(read_rate(lambda i: png_raw[i][0], n_crops))
+                rates[name].append(loader_rate(ds, args.batch_size, args.workers, args.batches))
+                cpu[name].append(cpu_ms_per_image(ds, args.batch_size * 4))
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+        figures["loader"] = {"images_per_s": med, "cpu_ms_per_image": med_cpu, "rounds": rates}
+        print(f"\nloader at 299, uint8 out, {args.workers} workers, batch {args.batch_size}, "
+              f"median of {args.rounds} rounds")  # fmt: skip
+        print(f"{'loader':<24} {'images/s':>9} {'vs IF uint8':>12} {'vs IF float':>12} {'CPU ms/img':>11} "
+              f"{'vs IF uint8':>12} {'vs IF float':>12}")  # fmt: skip
+        base_u, base_f = "ImageFolder+PIL, uint8", "ImageFolder+PIL, float"
+        for name in datasets:
+            print(f"{name:<24} {med[name]:9.0f} {med[name] / med[base_u]:11.2f}x {med[name] / med[base_f]:11.2f}x "
+                  f"{med_cpu[name]:11.2f} {med_cpu[base_u] / med_cpu[name]:11.2f}x "
+                  f"{med_cpu[base_f] / med_cpu[name]:11.2f}x")  # fmt: skip
+        print("targets: raw store >= 3x, jpeg store >= 1.5x ImageFolder + PIL")
 
-    med = {k: {n: statistics.median(v) for n, v in r.items()} for k, r in results.items()}
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads; torch {torch.__version__}, "
-          f"torchvision {torchvision.__version__}, Python {platform.python_version()}")  # fmt: skip
-    print(f"data: {data}: {objects} annotated objects, {n_crops} train crops "
-          f"(median side {statistics.median(sides):.0f} px)")  # fmt: skip
-    print(f"\nprepare: {prepare_s:.2f} s for {objects} objects = {objects / prepare_s:.0f} objects/s with "
-          f"{args.workers} workers = {objects / prepare_s / args.workers:.0f} objects/s per core of wall time; "
-          f"{objects / prepare_cpu_s:.0f} objects per CPU second (target >= 300 per core)")  # fmt: skip
-    print(f"\nbatch {args.batch_size}, {args.workers} workers, median of {args.rounds} rounds; "
-          "store/PNG is a speed ratio in every row")  # fmt: skip
-    print(f"{'measurement':<46} {'store':>9} {'PNG':>9} {'store/PNG':>10}")
-    rows = (
-        ("train loader, images/s", "loader", "store", False),
-        ("train pipeline, CPU ms/image", "cpu", "store", True),
-        ("read crops only, images/s", "read", "store", False),
-        ("train loader, uint8 out (normalize on device)", "loader", "store-uint8", False),
-        ("train pipeline, uint8 out, CPU ms/image", "cpu", "store-uint8", True),
-    )
-    for label, key, store, lower_is_better in rows:
-        s, p = med[key][store], med[key]["png"]
-        fmt = "{:9.2f}" if lower_is_better else "{:9.0f}"
-        print(f"{label:<46} {fmt.format(s)} {fmt.format(p)} {(p / s if lower_is_better else s / p):9.2f}x")
-    print("target: train loader >= 3x the ImageFolder/PNG loader")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def test_lengths_items_and_classes(prepared_sample):
         assert sorted(set(ds.targets)) == present
         image, label = ds[len(ds) - 1]
         assert image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3
-        _, height, width, stored_label = ds.index[len(ds) - 1]
+        _, height, width, stored_label, nbytes = ds.index[len(ds) - 1]
+        assert nbytes == height * width * 3  # the raw store
         assert tuple(image.shape[1:]) == (height, width) and label == stored_label
         assert isinstance(label, int)
     with pytest.raises(IndexError):
@@ -44,9 +45,9 @@ def test_bad_split_or_folder(prepared_sample, tmp_path):
 def test_pickles_without_the_pixels(prepared_sample):
     ds = VOCCrops(prepared_sample, "train")
     first = ds[0][0]
-    assert ds._pixels is not None
+    assert ds._data is not None
     clone = pickle.loads(pickle.dumps(ds))
-    assert clone._pixels is None and len(pickle.dumps(ds)) < 10_000 + ds.index.nbytes
+    assert clone._data is None and len(pickle.dumps(ds)) < 10_000 + ds.index.nbytes
     assert torch.equal(clone[0][0], first)
 
 

@@ -1,24 +1,30 @@
-"""One image -> its manifest rows and crops: the per-image work of ``prepare``.
+"""PASCAL VOC as a :class:`~inception_v2.data.plan.Plan`: one image -> its manifest rows and
+crops, the per-image work of ``prepare``.
 
 Applies the box rules of :mod:`inception_v2.data.voc` to the decoded image: the image's own
 size is trusted over the XML's (with a warning), boxes are clamped to it, an object whose box is
 empty after clamping is excluded as ``degenerate-box``. A crop is the exact pixels of its
 1-based inclusive box, downscaled with PIL's LANCZOS filter (``reducing_gap`` off: exact, no
-JPEG-draft shortcut) only when its longer side exceeds ``max_side``.
+JPEG-draft shortcut) only when its longer side exceeds ``max_side``. Images are used as stored
+(no EXIF rotation): that is what the boxes refer to.
+
+An image listed in both VOC2007 trainval and VOC2007 test is a leak: its trainval objects are
+excluded with the reason ``also-in-test`` (the test split is untouched).
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
-from PIL import Image
 
+from inception_v2.data.counts import SplitRule
+from inception_v2.data.images import BadFileError, decode, downscale
+from inception_v2.data.plan import Plan, Row, Sample, Unit, Worker, to_sample
 from inception_v2.data.voc import (
     CLASS_INDEX,
     VOC_CLASSES,
-    BadFileError,
     ObjectRecord,
     VOCSource,
     clamp_box,
@@ -26,6 +32,8 @@ from inception_v2.data.voc import (
     parse_annotation,
 )
 from inception_v2.errors import UsageError
+
+__all__ = ["MANIFEST_FIELDS", "VOCPlan", "downscale", "process_image", "skipped_rows"]
 
 # Columns of manifest.csv. Object rows have an object_index; a file skipped with --skip-bad has
 # a row of its own with an empty object_index. status: train / val / test (with store_index)
@@ -35,26 +43,12 @@ MANIFEST_FIELDS = (
     "xmin", "ymin", "xmax", "ymax", "difficult", "truncated",
     "status", "store_index", "reason", "file", "warnings",
 )  # fmt: skip
+ALSO_IN_TEST = "also-in-test"
 
 
 def _decode(data: bytes, path: str) -> np.ndarray:
-    """Image bytes -> ``H x W x 3`` uint8 RGB, or :class:`BadFileError` (``bad-image``)."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise BadFileError("bad-image", path, f"cannot decode image ({e})") from None
-
-
-def downscale(crop: np.ndarray, max_side: int) -> np.ndarray:
-    """``crop`` unchanged, or resized so that its longer side is ``max_side`` (0: no limit)."""
-    h, w = crop.shape[:2]
-    if max_side <= 0 or max(h, w) <= max_side:
-        return crop
-    scale = max_side / max(h, w)
-    size = (max_side, max(1, round(h * scale))) if w >= h else (max(1, round(w * scale)), max_side)
-    return np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS, reducing_gap=None))
+    """Image bytes -> ``H x W x 3`` uint8 RGB as stored (no EXIF rotation), or :class:`BadFileError`."""
+    return decode(data, path).pixels
 
 
 def manifest_row(year: str, image_set: str, image_id: str, **fields: Any) -> Dict[str, Any]:
@@ -73,21 +67,30 @@ def _object_row(year: str, image_set: str, image_id: str, obj: ObjectRecord, **f
     )  # fmt: skip
 
 
+def _read(source: VOCSource, relpath: str, what: str) -> bytes:
+    try:
+        return source.read(relpath)
+    except FileNotFoundError:
+        raise BadFileError("missing-file", source.display(relpath), f"{what} file not found") from None
+    except OSError as e:
+        problem = f"cannot read {what} file ({e.strerror or e})"
+        raise BadFileError("unreadable", source.display(relpath), problem) from None
+
+
 def process_image(
-    source: VOCSource, year: str, image_set: str, image_id: str, max_side: int = 512, strict: bool = False
+    source: VOCSource, year: str, image_set: str, image_id: str, max_side: int = 512, strict: bool = False,
+    exclusion: str = "",
 ) -> Tuple[List[Dict[str, Any]], List[np.ndarray]]:
     """Crop every kept object of one image.
 
     Returns the manifest rows of its objects (``status`` is ``keep`` for a crop, with
     ``label``, or ``excluded`` with a reason) and the crops of the kept ones, in order.
-    Raises :class:`BadFileError` for a missing or unreadable file and :class:`UsageError` for
-    an unknown class under ``strict``.
+    ``exclusion`` (e.g. ``also-in-test``) excludes every object with that reason, without
+    reading the image. Raises :class:`BadFileError` for a missing or unreadable file and
+    :class:`UsageError` for an unknown class under ``strict``.
     """
     xml_rel, img_rel = source.annotation_path(year, image_id), source.image_path(year, image_id)
-    try:
-        xml = source.read(xml_rel)
-    except FileNotFoundError:
-        raise BadFileError("missing-file", source.display(xml_rel), "annotation file not found") from None
+    xml = _read(source, xml_rel, "annotation")
     annotation = parse_annotation(xml, source.display(xml_rel))
     if strict:
         for obj in annotation.objects:
@@ -96,10 +99,12 @@ def process_image(
                     f"{source.display(xml_rel)}: object {obj.index} has unknown class "
                     f"{obj.name!r} (--strict); the classes are {', '.join(VOC_CLASSES)}"
                 )
-    try:
-        pixels = _decode(source.read(img_rel), source.display(img_rel))
-    except FileNotFoundError:
-        raise BadFileError("missing-file", source.display(img_rel), "image file not found") from None
+    if exclusion:
+        return [
+            _object_row(year, image_set, image_id, obj, file=img_rel, status="excluded", reason=exclusion)
+            for obj in annotation.objects
+        ], []
+    pixels = _decode(_read(source, img_rel, "image"), source.display(img_rel))
     height, width = pixels.shape[:2]
     image_warnings = []
     if annotation.size is None:
@@ -154,3 +159,119 @@ def _relpath(source: VOCSource, display: str, year: str, image_id: str) -> str:
         if display.endswith(rel):
             return rel
     return display
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+class VOCWorker(Worker):
+    def __init__(self, source: VOCSource) -> None:
+        self.source = source
+
+    def process(self, group: str, unit: Unit, options: Any) -> Tuple[List[Row], List[Sample]]:
+        year, image_set = group.split("-")
+        image_id, exclusion = unit
+        rows, crops = process_image(
+            self.source, year, image_set, image_id, max_side=options.max_side, strict=options.strict,
+            exclusion=exclusion,
+        )  # fmt: skip
+        for row in rows:
+            _tally_object(row, f"{year}/{image_set}")
+            if row["status"] == "keep":
+                row.update(_pool=image_set, _key=f"{year}/{image_id}/{row['object_index']}")
+        return rows, [to_sample(crop, options.store) for crop in crops]
+
+    def skipped(self, group: str, unit: Unit, error: BadFileError) -> List[Row]:
+        year, image_set = group.split("-")
+        rows = skipped_rows(self.source, year, image_set, unit[0], error)
+        for row in rows:
+            if row["object_index"] == "":
+                row.update(_tally=[["skipped_files", row["reason"]]],
+                           _skipped={"file": row["file"], "reason": error.reason, "problem": error.problem})
+            else:
+                _tally_object(row, f"{year}/{image_set}")
+        return rows
+
+
+def _tally_object(row: Row, source_key: str) -> None:
+    tally = [["objects", source_key]]
+    if row["status"] == "excluded":
+        tally.append(["excluded", row["reason"]])
+    row["_tally"] = tally
+
+
+class VOCPlan(Plan):
+    """The VOC2007 trainval/test and VOC2012 trainval image lists of a devkit or tar files."""
+
+    kind = "voc"
+    manifest_fields = MANIFEST_FIELDS
+    classes = VOC_CLASSES
+
+    def __init__(self, source: VOCSource) -> None:
+        self.source = source
+        self.description = source.description
+        self.splits = source.splits()
+        self.lists = {f"{y}/{s}": source.image_ids(y, s) for y, s in self.splits}
+        test = set(self.lists.get("2007/test", ()))
+        self.also_in_test = [i for i in self.lists.get("2007/trainval", ()) if i in test]
+
+    def groups(self) -> List[Tuple[str, List[Unit]]]:
+        leaks = set(self.also_in_test)
+        out = []
+        for (year, image_set), ids in zip(self.splits, self.lists.values()):
+            check = year == "2007" and image_set == "trainval"
+            out.append((f"{year}-{image_set}", [[i, ALSO_IN_TEST if check and i in leaks else ""] for i in ids]))
+        return out
+
+    def fingerprint(self, group: str, unit: Unit) -> str:
+        year = group.split("-")[0]
+        xml = self.source.annotation_path(year, unit[0])
+        try:
+            xml_hash = hashlib.sha1(self.source.read(xml)).hexdigest()
+        except OSError:
+            xml_hash = "missing"
+        return f"{xml_hash}|{self.source.stat(self.source.image_path(year, unit[0]))}"
+
+    def worker(self) -> Worker:
+        return VOCWorker(self.source)
+
+    def split_rules(self, options: Any) -> Dict[str, SplitRule]:
+        return {
+            "trainval": SplitRule((("val", options.val_fraction),), rest="train", description="trainval"),
+            "test": SplitRule((), rest="test", description="test"),
+        }
+
+    def found(self) -> List[str]:
+        by_year: Dict[str, List[str]] = {}
+        for year, image_set in self.splits:
+            by_year.setdefault(year, []).append(image_set)
+        found = "; ".join(f"VOC{y} {' + '.join(s)}" for y, s in by_year.items())
+        lines = [f"found {found} in {self.description}"]
+        lines += [f"  VOC{key.replace('/', ' ')}: {len(ids)} images" for key, ids in self.lists.items()]
+        if self.also_in_test:
+            shown = ", ".join(self.also_in_test[:5]) + (" ..." if len(self.also_in_test) > 5 else "")
+            lines.append(
+                f"  {len(self.also_in_test)} VOC2007 trainval image(s) are also listed in test ({shown}): "
+                f"their objects are excluded from train and val ({ALSO_IN_TEST})"
+            )
+        return lines
+
+    def make_counts(self, counts: Dict[str, Any], tallies: Dict[str, Dict[str, int]]) -> Dict[str, Any]:
+        trainval = {
+            name: counts["train"]["per_class"][name] + counts["val"]["per_class"][name] for name in VOC_CLASSES
+        }
+        objects = tallies.get("objects", {})
+        return {
+            "classes": list(VOC_CLASSES),
+            "trainval": {"total": sum(trainval.values()), "per_class": trainval},
+            "train": counts["train"],
+            "val": counts["val"],
+            "test": counts["test"],
+            "excluded": dict(sorted(tallies.get("excluded", {}).items())),  # objects, by reason
+            "skipped_files": dict(sorted(tallies.get("skipped_files", {}).items())),  # whole files, by reason
+            "skipped": counts["skipped"],  # each skipped file: file, reason, problem
+            "sources": {key: {"images": len(ids), "objects": objects.get(key, 0)} for key, ids in self.lists.items()},
+        }
+
+    def close(self) -> None:
+        self.source.close()

@@ -1,31 +1,41 @@
-"""``inception-v2 prepare``: VOC devkit -> lossless crop stores + manifest + counts (SPEC.md §4).
+"""``inception-v2 prepare``: PASCAL VOC or an image folder -> per-split stores + manifest + counts.
 
 Output folder (see ``docs/data.md``)::
 
-    OUT/train.pixels  OUT/train.index.npy     # likewise val.* and test.* (inception_v2.data.store)
-    OUT/manifest.csv                          # one row per annotated object (and skipped file)
+    OUT/train.pixels  OUT/train.index.npy     # or train.jpeg (--store jpeg); likewise val.*, test.*
+    OUT/manifest.csv                          # one row per annotated object / per file
     OUT/prepare.json                          # options, inputs digest, output file sizes
     OUT/counts.json                           # written last: its presence means "finished"
 
-The images are processed in chunks by a process pool (:mod:`inception_v2.data.crops` does one
-image); each chunk's crops and manifest rows land in ``OUT/work/`` with an atomic write, so a
-killed run picks up where it stopped. Assembly then assigns the splits, writes the stores, the
-manifest, ``prepare.json`` and ``counts.json``, in that order, and removes ``OUT/work/``.
+A source is a :class:`~inception_v2.data.plan.Plan` (:class:`~inception_v2.data.crops.VOCPlan`,
+:class:`~inception_v2.data.folder.FolderPlan`). Its units are processed in chunks by a process
+pool; each chunk's images and manifest rows land in ``OUT/work/`` with an atomic write, in a
+file named after a digest of the chunk's own inputs (the options, the units, the fingerprints
+of the files they read). A rerun therefore redoes exactly the chunks whose inputs changed (an
+edited annotation, a replaced picture, another root), and says so; a killed run picks up where
+it stopped. Assembly then streams the chunks twice — the split assignment from the labels,
+then the stores and the manifest — writes ``prepare.json`` and ``counts.json`` in that order
+and removes ``OUT/work/``. Memory stays flat in the number of images: a chunk's pixels at a
+time, plus a few dozen bytes of bookkeeping per image.
+
 Every output is a deterministic function of the inputs and options (not of ``--workers``, nor
-of interruptions). A rerun on a finished folder checks it and returns.
+of interruptions). ``OUT`` is locked (:func:`inception_v2.locking.exclusive`) while ``prepare``
+writes it. Pool workers die with the main process (:func:`inception_v2.procs.die_with_parent`),
+and the fork server and resource tracker exit with it.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import csv
 import hashlib
-import io
 import json
 import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import struct
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -33,32 +43,72 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from inception_v2.atomic import atomic_open, write_json, write_text
-from inception_v2.data.counts import assign_splits, make_counts, summary_table
-from inception_v2.data.crops import MANIFEST_FIELDS, process_image, skipped_rows
-from inception_v2.data.store import SPLITS, SplitWriter, store_files
-from inception_v2.data.voc import BadFileError, TarSource, VOCSource, find_devkit
+from inception_v2.atomic import atomic_open, write_json
+from inception_v2.data.counts import assign_splits, hash_key, per_split, summary_table
+from inception_v2.data.crops import VOCPlan
+from inception_v2.data.folder import FolderPlan
+from inception_v2.data.images import BadFileError
+from inception_v2.data.plan import Plan, Row, Worker
+from inception_v2.data.store import SPLITS, SplitWriter, check_store, store_files
+from inception_v2.data.voc import TarSource, VOCSource, find_devkit
 from inception_v2.errors import UsageError
+from inception_v2.locking import exclusive
+from inception_v2.procs import die_with_parent
 
-FORMAT_VERSION = 1
-CHUNK_IMAGES = 16  # images per work unit: the granularity of resuming after a kill
-OUTPUT_FILES = store_files() + ("manifest.csv",)  # sizes recorded in prepare.json
+FORMAT_VERSION = 2  # 2: the jpeg store, image folders, counts.json "classes", index "nbytes"
+CHUNK_IMAGES = 16  # units per work file: the granularity of resuming after a kill
+DEFAULT_TEST_FRACTION = 0.1  # image folders without ROOT/test, pool layout
+
+
+def output_files(store: str = "raw") -> Tuple[str, ...]:
+    """The files whose sizes ``prepare.json`` records."""
+    return store_files(store) + ("manifest.csv",)
+
+
+OUTPUT_FILES = output_files("raw")
+
+
+class BadSourceFileError(UsageError):
+    """A source file that stops ``prepare`` (without ``skip_bad``): ``path`` and ``problem``."""
+
+    def __init__(self, path: str, problem: str, reason: str = "bad-image") -> None:
+        super().__init__(path, problem, reason)
+        self.path, self.problem, self.reason = path, problem, reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem} (use --skip-bad to record bad files and go on)"
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
     """The options that determine the output (``workers`` does not, so it is not here)."""
 
-    val_fraction: float = 0.05  # stratified share of trainval held out for checkpoint selection
-    max_side: int = 512  # crops whose longer side exceeds this are downscaled; 0 = never
+    val_fraction: float = 0.05  # stratified share held out for checkpoint selection
+    max_side: int = 512  # images (VOC: crops) whose longer side exceeds this are downscaled; 0 = never
     skip_bad: bool = False  # record bad files in the manifest instead of stopping
-    strict: bool = False  # an unknown class name is an error instead of an exclusion
+    strict: bool = False  # VOC: an unknown class name is an error instead of an exclusion
+    store: str = "raw"  # raw: lossless pixels; jpeg: JPEG bytes, decoded by the loader
+    test_fraction: Optional[float] = None  # image folders in the pool layout (None for VOC)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.test_fraction is not None:
+            if not 0.0 <= self.test_fraction < 1.0:
+                raise UsageError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
+            if self.val_fraction + self.test_fraction >= 1.0:
+                raise UsageError(
+                    f"--val-fraction {self.val_fraction} + --test-fraction {self.test_fraction} "
+                    "leave nothing to train on"
+                )
         if self.max_side < 0:
             raise UsageError(f"--max-side must be >= 0 (0 = no limit), got {self.max_side}")
+        check_store(self.store)
+
+    def identity(self) -> Dict[str, Any]:
+        """The options that must match for a finished folder to be reused: all but
+        ``skip_bad`` (a run without it that finished had no bad file, so the output is the same)."""
+        return {k: v for k, v in asdict(self).items() if k != "skip_bad"}
 
 
 # --------------------------------------------------------------------------- chunks (workers)
@@ -66,89 +116,123 @@ class PrepareOptions:
 
 @dataclass(frozen=True)
 class _Chunk:
-    year: str
-    image_set: str
-    image_ids: Tuple[str, ...]
-    path: Path  # OUT/work/<year>-<set>-<number>-<digest of options and ids>.npz
+    group: str
+    units: Tuple[Any, ...]
+    path: Path  # OUT/work/<group>-<number>-<digest of its inputs>.chunk
 
 
-_WORKER: Dict[str, Any] = {}  # this process's source and options (set once per pool worker)
+_WORKER: Dict[str, Any] = {}  # this process's worker and options (set once per pool worker)
 
 
-def _init_worker(source: VOCSource, options: PrepareOptions) -> None:
-    _WORKER["source"], _WORKER["options"] = source, options
+def _init_worker(worker: Worker, options: PrepareOptions, owner_pid: Optional[int] = None) -> None:
+    if owner_pid is not None:  # a pool worker: die with the main process, not after it
+        die_with_parent(owner_pid)
+    _WORKER["worker"], _WORKER["options"] = worker, options
 
 
 def _run_chunk(chunk: _Chunk) -> int:
-    """Process a chunk's images and write ``chunk.path`` atomically; returns the image count.
+    """Process a chunk's units and write ``chunk.path`` atomically; returns the unit count.
 
-    The file holds ``records`` (the manifest rows as JSON; a kept row has ``crop = [offset,
-    height, width]`` into ``pixels``) and ``pixels`` (the kept crops, flat, one after another).
+    The rows carry ``_sample = [offset, nbytes, height, width]`` into the chunk's data (the
+    samples' bytes, one after another); see :func:`_write_chunk` for the file.
     """
-    source, options = _WORKER["source"], _WORKER["options"]
-    rows: List[Dict[str, Any]] = []
-    crops: List[np.ndarray] = []
+    worker, options = _WORKER["worker"], _WORKER["options"]
+    rows: List[Row] = []
+    parts: List[Any] = []
     offset = 0
-    for image_id in chunk.image_ids:
+    for unit in chunk.units:
         try:
-            image_rows, image_crops = process_image(
-                source, chunk.year, chunk.image_set, image_id, max_side=options.max_side, strict=options.strict
-            )
+            unit_rows, samples = worker.process(chunk.group, unit, options)
         except BadFileError as e:
             if not options.skip_bad:
-                raise UsageError(f"{e} (use --skip-bad to record bad files and go on)") from None
-            image_rows, image_crops = skipped_rows(source, chunk.year, chunk.image_set, image_id, e), []
-        kept = iter(image_crops)
-        for row in image_rows:
+                raise BadSourceFileError(e.path, e.problem, e.reason) from None
+            unit_rows, samples = worker.skipped(chunk.group, unit, e), []
+        kept = iter(samples)
+        for row in unit_rows:
             if row["status"] == "keep":
-                crop = next(kept)
-                row["crop"] = [offset, crop.shape[0], crop.shape[1]]
-                offset += crop.nbytes
-                crops.append(crop)
-        rows.extend(image_rows)
-    pixels = np.concatenate([c.reshape(-1) for c in crops]) if crops else np.zeros(0, np.uint8)
-    records = np.frombuffer(json.dumps(rows).encode("utf-8"), dtype=np.uint8)
-    with atomic_open(chunk.path, "wb") as f:
-        np.savez(f, pixels=pixels, records=records)
-    return len(chunk.image_ids)
+                data, height, width = next(kept)
+                nbytes = len(data) if isinstance(data, bytes) else int(data.nbytes)
+                row["_sample"] = [offset, nbytes, int(height), int(width)]
+                offset += nbytes
+                parts.append(data if isinstance(data, bytes) else np.ascontiguousarray(data))
+        rows.extend(unit_rows)
+    _write_chunk(chunk.path, rows, parts)
+    return len(chunk.units)
 
 
-def _load_chunk(path: Path, pixels: bool = False) -> Tuple[List[Dict[str, Any]], Optional[np.ndarray]]:
-    with np.load(path) as z:
-        rows = json.loads(z["records"].tobytes().decode("utf-8"))
-        return rows, (z["pixels"] if pixels else None)
+_CHUNK_HEAD = struct.Struct("<QQ")  # bytes of the JSON rows, bytes of the data
+
+
+def _write_chunk(path: Path, rows: List[Row], parts: Sequence[Any]) -> None:
+    """A work file: the two lengths, the rows as JSON, the data. Written to a temporary name
+    and renamed, so it is whole or absent after a kill; not fsync-ed (it is scratch: a file
+    that a power cut damaged is found by its lengths, removed, and redone)."""
+    records = json.dumps(rows).encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(_CHUNK_HEAD.pack(len(records), sum(memoryview(p).nbytes for p in parts)))
+            f.write(records)
+            for part in parts:
+                f.write(memoryview(part).cast("B"))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _load_chunk(path: Path, data: bool = False) -> Tuple[List[Row], Optional[np.ndarray]]:
+    try:
+        with open(path, "rb") as f:
+            n_records, n_data = _CHUNK_HEAD.unpack(f.read(_CHUNK_HEAD.size))
+            if os.fstat(f.fileno()).st_size != _CHUNK_HEAD.size + n_records + n_data:
+                raise ValueError("its size does not match its header")
+            rows = json.loads(f.read(n_records).decode("utf-8"))
+            return rows, (np.frombuffer(f.read(n_data), dtype=np.uint8) if data else None)
+    except (OSError, ValueError, struct.error) as e:  # damaged after it was written (a power cut...)
+        path.unlink(missing_ok=True)
+        raise UsageError(f"work file {path} is damaged ({e}); it was removed: run prepare again") from None
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # Not plain fork: the calling process may run threads (PyTorch's, a DataLoader's, a test
-    # runner's) whose locks a forked child would inherit held, and hang on. forkserver forks
-    # from a clean single-threaded server; spawn where there is none.
+    # Not plain fork: the calling process may run threads (PyTorch's, tqdm's, a test runner's)
+    # whose locks a forked child would inherit held, and the children would inherit the output
+    # folder's lock. forkserver forks each worker from a clean single-threaded server that has
+    # imported this module once (workers start in milliseconds) and that dies with this process
+    # (inception_v2.data.poolserver); spawn where there is no forkserver.
     if "forkserver" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("forkserver")
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["inception_v2.data.poolserver"])  # no effect once the server runs
+        return ctx
     return multiprocessing.get_context("spawn")
 
 
 def _run_chunks(
-    chunks: Sequence[_Chunk], source: VOCSource, options: PrepareOptions, workers: int, progress: bool
+    todo: Sequence[_Chunk], total: int, worker: Worker, options: PrepareOptions, workers: int, progress: bool
 ) -> None:
-    """Run the chunks not done yet, in ``workers`` processes (in this one for 1)."""
-    todo = [c for c in chunks if not c.path.exists()]
-    total = sum(len(c.image_ids) for c in chunks)
-    done = total - sum(len(c.image_ids) for c in todo)
-    bar = tqdm(total=total, initial=done, unit="img", desc="prepare", disable=None if progress else True)
+    """Run the chunks ``todo`` in ``workers`` processes (in this one for 1)."""
+    done = total - sum(len(c.units) for c in todo)
+    bar = tqdm(total=total, initial=done, unit="img", desc="prepare", disable=None if progress else True,
+               dynamic_ncols=True)  # fmt: skip
     try:
         if workers <= 1 or len(todo) <= 1:
-            _init_worker(source, options)
+            _init_worker(worker, options)
             for chunk in todo:
                 bar.update(_run_chunk(chunk))
-        else:
-            # A worker that dies (killed, out of memory) breaks the executor and raises here,
-            # where a multiprocessing.Pool would wait for it forever.
-            with ProcessPoolExecutor(
-                min(workers, len(todo)), _pool_context(), _init_worker, (source, options)
-            ) as pool:
-                for future in as_completed([pool.submit(_run_chunk, c) for c in todo]):
-                    bar.update(future.result())
+            return
+        # A worker that dies (killed, out of memory) breaks the executor and raises here,
+        # where a multiprocessing.Pool would wait for it forever.
+        pool = ProcessPoolExecutor(
+            min(workers, len(todo)), _pool_context(), _init_worker, (worker, options, os.getpid())
+        )
+        try:
+            pending = {pool.submit(_run_chunk, c) for c in todo}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    bar.update(future.result())  # the first error stops the run at once
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
         _WORKER.clear()
@@ -157,36 +241,57 @@ def _run_chunks(
 # --------------------------------------------------------------------------- assembly
 
 
-def _assemble(
-    out: Path, chunks: Sequence[_Chunk], lists: Dict[str, List[str]], val_fraction: float
-) -> Dict[str, Any]:
-    """Split assignment, the stores and the manifest from the finished chunks; returns the
-    counts (written by the caller, last)."""
-    rows_by_chunk = [_load_chunk(c.path)[0] for c in chunks]
-    rows = [row for chunk_rows in rows_by_chunk for row in chunk_rows]
-    assign_splits(rows, val_fraction)
-    with contextlib.ExitStack() as stack:
-        writers = {split: stack.enter_context(SplitWriter(out, split)) for split in SPLITS}
-        for chunk, chunk_rows in zip(chunks, rows_by_chunk):
-            _, pixels = _load_chunk(chunk.path, pixels=True)
-            for row in chunk_rows:
-                if row["status"] in writers:
-                    start, h, w = row["crop"]
-                    writers[row["status"]].append(pixels[start : start + h * w * 3].reshape(h, w, 3), row["label"])
-    _write_manifest(out / "manifest.csv", rows)
-    sources = {key: {"images": len(ids), "objects": 0} for key, ids in lists.items()}
-    for row in rows:
-        if row["object_index"] != "":
-            sources[f"{row['year']}/{row['image_set']}"]["objects"] += 1
-    return make_counts(rows, sources)
+def _assemble(out: Path, plan: Plan, chunks: Sequence[_Chunk], options: PrepareOptions) -> Dict[str, Any]:
+    """The split assignment, the stores and the manifest from the finished chunks; returns the
+    counts (written by the caller, last). Streams: one chunk in memory at a time."""
+    class_index = {name: i for i, name in enumerate(plan.classes)}
+    rules = plan.split_rules(options)
+    pool_index = {name: i for i, name in enumerate(rules)}
+    labels, pools, keys = array.array("q"), array.array("q"), array.array("Q")  # 24 bytes per sample
+    tallies: Dict[str, Dict[str, int]] = {}
+    skipped: List[Dict[str, str]] = []
+    for chunk in chunks:  # pass 1: labels, pools and hash keys of the kept samples; tallies
+        rows, _ = _load_chunk(chunk.path)
+        for row in rows:
+            if row["status"] == "keep":
+                labels.append(class_index[row["class"]])
+                pools.append(pool_index[row["_pool"]])
+                keys.append(hash_key(row["_key"]))
+            for bucket, name in row.get("_tally", ()):
+                tallies.setdefault(bucket, {})[name] = tallies.setdefault(bucket, {}).get(name, 0) + 1
+            if "_skipped" in row:
+                skipped.append(row["_skipped"])
+    label_arr = np.frombuffer(labels, dtype=np.int64)
+    split_of = assign_splits(
+        np.frombuffer(pools, dtype=np.int64), label_arr, np.frombuffer(keys, dtype=np.uint64), list(rules.values()),
+        plan.classes,
+    )  # fmt: skip
+    del pools, keys
+    plan.check_splits(split_of, label_arr)
+    store_index = np.zeros(len(split_of), dtype=np.int64)
+    for i in range(len(SPLITS)):
+        members = np.flatnonzero(split_of == i)
+        store_index[members] = np.arange(len(members))
 
-
-def _write_manifest(path: Path, rows: List[Dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+    with contextlib.ExitStack() as stack:  # pass 2: the stores and the manifest
+        writers = [stack.enter_context(SplitWriter(out, split, options.store)) for split in SPLITS]
+        manifest = stack.enter_context(atomic_open(out / "manifest.csv", "w"))
+        table = csv.DictWriter(manifest, fieldnames=plan.manifest_fields, extrasaction="ignore", lineterminator="\n")
+        table.writeheader()
+        k = 0
+        for chunk in chunks:
+            rows, data = _load_chunk(chunk.path, data=True)
+            for row in rows:
+                if row["status"] == "keep":
+                    split = int(split_of[k])
+                    offset, nbytes, height, width = row["_sample"]
+                    writers[split].append(data[offset : offset + nbytes], height, width, int(label_arr[k]))
+                    row["status"], row["store_index"] = SPLITS[split], int(store_index[k])
+                    k += 1
+                table.writerow(row)
+    counts = per_split(split_of, label_arr, plan.classes)
+    counts.update(classes=list(plan.classes), skipped=skipped)
+    return plan.make_counts(counts, tallies)
 
 
 # --------------------------------------------------------------------------- prepare
@@ -212,90 +317,145 @@ def prepare(
     strict: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    image_folder: Optional[os.PathLike] = None,
+    store: str = "raw",
+    test_fraction: Optional[float] = None,
 ) -> Dict[str, Any]:
-    """Prepare the crop stores of a VOC devkit (``voc_root``) or tar files (``voc_tars``) in
-    ``out`` and return the content of ``counts.json``.
+    """Prepare the stores of a VOC devkit (``voc_root``), the VOC tar files (``voc_tars``) or
+    an image folder (``image_folder``) in ``out`` and return the content of ``counts.json``.
 
     Resumes an interrupted run. On a finished ``out`` with the same options and inputs it only
-    checks the recorded files and returns; one made with other options or inputs is a
-    :class:`UsageError` (use a new folder or delete it). A bad file (corrupt image, malformed
-    XML, missing file) is a :class:`UsageError` naming it unless ``skip_bad``. ``workers``
-    defaults to the number of usable cores; it does not change the output.
+    checks the recorded files and returns; one whose inputs changed since (an edited
+    annotation, a replaced image, another root) is prepared again, saying so; one made with
+    other options is a :class:`UsageError` (use a new folder or delete it). A bad file
+    (corrupt image, malformed XML, missing file) is a :class:`BadSourceFileError` naming it
+    unless ``skip_bad``. ``workers`` defaults to the number of usable cores; it does not
+    change the output. ``out`` is locked while this runs (:class:`~inception_v2.errors.LockedError`
+    if another process holds it).
     """
-    options = PrepareOptions(val_fraction=val_fraction, max_side=max_side, skip_bad=skip_bad, strict=strict)
+    if sum(x is not None and x != [] for x in (voc_root, voc_tars, image_folder)) != 1:
+        raise UsageError("give exactly one of --voc-root ROOT, --voc-tar FILE... or --image-folder ROOT")
+    if image_folder is None:
+        if test_fraction is not None:
+            raise UsageError("--test-fraction applies to --image-folder (VOC has its own test split)")
+    elif strict:
+        raise UsageError("--strict applies to VOC (an image folder's classes are its folders)")
+    elif test_fraction is None:
+        test_fraction = DEFAULT_TEST_FRACTION
+    options = PrepareOptions(
+        val_fraction=val_fraction, max_side=max_side, skip_bad=skip_bad, strict=strict, store=store,
+        test_fraction=test_fraction,
+    )  # fmt: skip
     workers = workers if workers is not None else _default_workers()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    source = open_source(voc_root, voc_tars)
+    plan: Plan = FolderPlan(image_folder) if image_folder is not None else VOCPlan(open_source(voc_root, voc_tars))
     try:
-        return _prepare(out, source, options, workers, progress, log)
+        with exclusive(out, "prepare output"):
+            return _prepare(out, plan, options, workers, progress, log)
     finally:
-        source.close()
+        plan.close()
+
+
+def _chunks(plan: Plan, options: PrepareOptions, work: Path) -> List[_Chunk]:
+    """The chunks of ``plan``, each named after a digest of its own inputs."""
+    chunks = []
+    key = json.dumps([FORMAT_VERSION, plan.kind, options.identity()])
+    for group, units in plan.groups():
+        for number, start in enumerate(range(0, len(units), CHUNK_IMAGES)):
+            chunk_units = tuple(units[start : start + CHUNK_IMAGES])
+            fingerprints = [plan.fingerprint(group, u) for u in chunk_units]
+            digest = hashlib.sha1(json.dumps([key, group, chunk_units, fingerprints]).encode()).hexdigest()[:16]
+            chunks.append(_Chunk(group, chunk_units, work / f"{group}-{number:06d}-{digest}.chunk"))
+    return chunks
+
+
+def _inputs_digest(plan: Plan, chunks: Sequence[_Chunk]) -> str:
+    h = hashlib.sha256(json.dumps(plan.identity(), sort_keys=True).encode("utf-8"))
+    for chunk in chunks:
+        h.update(chunk.path.name.encode("utf-8"))
+    return h.hexdigest()
 
 
 def _prepare(
-    out: Path, source: VOCSource, options: PrepareOptions, workers: int, progress: bool, log: Callable[[str], None]
+    out: Path, plan: Plan, options: PrepareOptions, workers: int, progress: bool, log: Callable[[str], None]
 ) -> Dict[str, Any]:
-    splits = source.splits()
-    lists = {f"{y}/{s}": source.image_ids(y, s) for y, s in splits}
-    log(f"found {_describe(splits)} in {source.description}")
-    for key, ids in lists.items():
-        log(f"  VOC{key.replace('/', ' ')}: {len(ids)} images")
-    expected = {"format": FORMAT_VERSION, "options": asdict(options), "inputs": _inputs_digest(lists)}
+    for line in plan.found():
+        log(line)
+    work = out / "work"
+    chunks = _chunks(plan, options, work)
+    expected = {
+        "format": FORMAT_VERSION,
+        "kind": plan.kind,
+        "options": asdict(options),
+        "inputs": _inputs_digest(plan, chunks),
+    }
 
     if (out / "counts.json").is_file():
-        damage = _check_finished(out, expected)
+        damage = _check_finished(out, expected, plan.description)
         if damage is None:
             counts = json.loads((out / "counts.json").read_text())
-            shutil.rmtree(out / "work", ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
             log(f"{out} is already prepared with these options and inputs (verified); nothing to do")
+            source = json.loads((out / "prepare.json").read_text()).get("source")
+            if source != plan.description:
+                log(f"(it was prepared from {source}, whose files are the same as those of {plan.description})")
             log(summary_table(counts))
             return counts
-        log(f"{out} looks finished but {damage}; preparing it again")
+        log(f"{out} looks finished but {damage}: preparing it again")
         (out / "counts.json").unlink()
 
-    work = out / "work"
-    _reset_work(out, work, expected)
-    chunks = []
-    for (year, image_set), ids in zip(splits, lists.values()):
-        for number, start in enumerate(range(0, len(ids), CHUNK_IMAGES)):
-            chunk_ids = tuple(ids[start : start + CHUNK_IMAGES])
-            digest = hashlib.sha1(json.dumps([expected["options"], chunk_ids]).encode()).hexdigest()[:12]
-            chunks.append(_Chunk(year, image_set, chunk_ids, work / f"{year}-{image_set}-{number:05d}-{digest}.npz"))
-    _run_chunks(chunks, source, options, workers, progress)
-    counts = _assemble(out, chunks, lists, options.val_fraction)
-    sizes = {name: (out / name).stat().st_size for name in OUTPUT_FILES}
-    write_json(out / "prepare.json", dict(expected, source=source.description, files=sizes))
+    _clean_leftovers(out, work, chunks, log)
+    todo = [c for c in chunks if not c.path.exists()]
+    total = sum(len(c.units) for c in chunks)
+    if len(todo) < len(chunks):
+        log(f"resuming: {len(chunks) - len(todo)} of {len(chunks)} chunks already done")
+    _run_chunks(todo, total, plan.worker(), options, workers, progress)
+    counts = _assemble(out, plan, chunks, options)
+    sizes = {name: (out / name).stat().st_size for name in output_files(options.store)}
+    write_json(out / "prepare.json", dict(expected, source=plan.description, files=sizes))
     write_json(out / "counts.json", counts)  # last: marks the output as finished
     shutil.rmtree(work, ignore_errors=True)
     log(summary_table(counts))
     return counts
 
 
-def _inputs_digest(lists: Dict[str, List[str]]) -> str:
-    return hashlib.sha256(json.dumps(lists, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def _check_finished(out: Path, expected: Dict[str, Any]) -> Optional[str]:
+def _check_finished(out: Path, expected: Dict[str, Any], description: str) -> Optional[str]:
     """Check a finished ``out`` (one with ``counts.json``) against this run.
 
-    Returns ``None`` when it matches and its files have their recorded sizes, or what is
-    damaged (the caller prepares it again). Raises :class:`UsageError` when it was made
-    with other options or inputs: it is someone's finished data set, not to be overwritten.
+    Returns ``None`` when it matches and its files have their recorded sizes, or why it must be
+    prepared again (damaged files, changed inputs). Raises :class:`UsageError` when it was
+    made with other options: it is someone's finished data set, not to be overwritten.
     """
     try:
         recorded = json.loads((out / "prepare.json").read_text())
     except (OSError, ValueError):
         return "prepare.json is missing or unreadable"
-    for key in ("format", "options", "inputs"):
-        if recorded.get(key) != expected[key]:
-            raise UsageError(
-                f"{out} was prepared with other {key} ({recorded.get(key)}, now {expected[key]}); "
-                "use a new --out folder or delete it"
-            )
+    if not isinstance(recorded, dict):
+        return "prepare.json is damaged"
+    if recorded.get("kind", "voc") != expected["kind"]:
+        raise UsageError(
+            f"{out} was prepared from another kind of source ({recorded.get('kind', 'voc')}, now "
+            f"{expected['kind']}); use a new --out folder or delete it"
+        )
+    options = PrepareOptions(**expected["options"]).identity()
+    try:
+        old = PrepareOptions(**recorded.get("options", {})).identity()
+    except (TypeError, UsageError):
+        old = recorded.get("options")
+    if old != options:
+        changed = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in options.items() if old.get(k) != v) \
+            if isinstance(old, dict) else str(old)  # fmt: skip
+        raise UsageError(f"{out} was prepared with other options ({changed}); use a new --out folder or delete it")
+    if recorded.get("format") != expected["format"]:
+        return f"it was prepared by another version of this program (format {recorded.get('format')})"
+    if recorded.get("inputs") != expected["inputs"]:
+        before = recorded.get("source")
+        where = f" (source was {before}, now {description})" if before != description else ""
+        return f"its inputs changed since it was prepared{where}: annotations, image files or lists differ"
     for name, size in recorded.get("files", {}).items():
         path = out / name
         if not path.is_file() or path.stat().st_size != size:
@@ -303,24 +463,25 @@ def _check_finished(out: Path, expected: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _reset_work(out: Path, work: Path, expected: Dict[str, Any]) -> None:
-    """Keep ``work`` from an interrupted run with the same options and inputs; else empty it.
-    Also removes the temporary files a killed run left next to the outputs."""
-    for name in OUTPUT_FILES + ("prepare.json", "counts.json"):
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink()
-    marker = work / "options.json"
-    if work.is_dir():
-        try:
-            same = json.loads(marker.read_text()) == expected
-        except (OSError, ValueError):
-            same = False
-        if same:
-            for tmp in work.glob(".*.tmp"):
-                tmp.unlink()
-            return
-        shutil.rmtree(work)
-    write_json(marker, expected)
+def _clean_leftovers(out: Path, work: Path, chunks: Sequence[_Chunk], log: Callable[[str], None]) -> None:
+    """Remove what an interrupted or killed run left that this run cannot use: temporary files
+    next to the outputs and in ``work``, and chunks whose inputs changed since."""
+    for tmp in out.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    for tmp in work.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    wanted = {c.path.name for c in chunks}
+    stale = [p for p in work.iterdir() if p.name not in wanted]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    stale_chunks = sum(1 for p in stale if p.suffix == ".chunk")
+    if stale_chunks:
+        log(f"{stale_chunks} finished chunk(s) in {work} no longer match their inputs or the options "
+            "(files changed since the interrupted run): redoing them")  # fmt: skip
 
 
 def _default_workers() -> int:
@@ -328,10 +489,3 @@ def _default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _describe(splits: Sequence[Tuple[str, str]]) -> str:
-    by_year: Dict[str, List[str]] = {}
-    for year, image_set in splits:
-        by_year.setdefault(year, []).append(image_set)
-    return "; ".join(f"VOC{y} {' + '.join(s)}" for y, s in by_year.items())

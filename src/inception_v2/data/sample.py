@@ -372,3 +372,62 @@ def make_sample(out: os.PathLike, images: int = DEFAULT_IMAGES, seed: int = DEFA
     write_json(out / "COUNTS.json", counts)
     write_json(marker, params)  # last: marks the sample as finished
     return counts
+
+
+# --------------------------------------------------------------------------- an image folder
+
+FOLDER_SAMPLE_VERSION = 1
+
+
+def make_folder_sample(
+    out: os.PathLike, classes: int = 10, images: int = DEFAULT_IMAGES, seed: int = DEFAULT_SEED, layout: str = "pool"
+) -> Dict[str, int]:
+    """Write a synthetic image folder: ``out/CLASS/NNNNNN.jpg`` (``layout="pool"``) or
+    ``out/{train,val,test}/CLASS/...`` (``layout="splits"``: 80 / 10 / 10 per class), and return
+    the number of pictures per class.
+
+    Each picture is one object of the make-sample kind cropped with a margin of clutter, so
+    the classes are learnable in a few epochs; ``classes`` (2 to 20) of the 20 appearances,
+    spread over the hue circle, named after the VOC class that has that appearance. ``images``
+    in all, dealt round-robin. Deterministic for the arguments; a finished ``out`` made with
+    the same arguments is returned as it is, one made with others is a :class:`UsageError`.
+    """
+    if not 2 <= classes <= len(VOC_CLASSES):
+        raise UsageError(f"--classes must be in [2, {len(VOC_CLASSES)}], got {classes}")
+    if images < classes:
+        raise UsageError(f"--images must be at least the number of classes ({classes}), got {images}")
+    if layout not in ("pool", "splits"):
+        raise UsageError(f"layout must be pool or splits, got {layout!r}")
+    out = Path(out)
+    params = {"version": FOLDER_SAMPLE_VERSION, "classes": classes, "images": images, "seed": seed, "layout": layout}
+    marker = out / ".sample.json"  # hidden: never a class, ignored by prepare
+    if marker.is_file():
+        if json.loads(marker.read_text()) == params:
+            return json.loads((out / ".counts.json").read_text())
+        raise UsageError(f"{out} already holds a sample made with {marker.read_text().strip()}; use a new folder")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty; use a new folder for make-sample --image-folder")
+    labels = [round(i * len(VOC_CLASSES) / classes) for i in range(classes)]
+    per_class = dict.fromkeys((VOC_CLASSES[label] for label in labels), 0)
+    for i in range(images):
+        label = labels[i % classes]
+        name = VOC_CLASSES[label]
+        rng = np.random.default_rng([seed, i])
+        image, objects = _draw_image(rng, [label])
+        x0, y0, x1, y1 = objects[0].box
+        mx, my = (x1 - x0) // 4, (y1 - y0) // 4  # some clutter around the object
+        box = (max(0, x0 - 1 - mx), max(0, y0 - 1 - my), min(image.width, x1 + mx), min(image.height, y1 + my))
+        crop = image.crop(box)
+        k = per_class[name]
+        if layout == "splits":
+            split = ("val", "test", *["train"] * 8)[k % 10]
+            folder = out / split / name
+        else:
+            folder = out / name
+        buffer = io.BytesIO()
+        crop.save(buffer, format="JPEG", quality=90)
+        write_bytes(folder / f"{k:06d}.jpg", buffer.getvalue())
+        per_class[name] += 1
+    write_json(out / ".counts.json", per_class)
+    write_json(marker, params)  # last: marks the sample as finished
+    return per_class

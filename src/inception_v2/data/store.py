@@ -1,61 +1,86 @@
-"""The on-disk crop store of a prepared folder: written by ``prepare``, read by ``VOCCrops``.
+"""The on-disk store of a prepared folder: written by ``prepare``, read by ``PreparedDataset``.
 
-Per split (``train``, ``val``, ``test``) two files:
+Two kinds (``prepare --store``), each with two files per split (``train``, ``val``, ``test``):
 
-* ``<split>.pixels``: the raw ``uint8`` pixels of every crop, height x width x RGB, one crop
-  after another, no header: read through ``numpy.memmap``, so reading a crop is a slice;
-* ``<split>.index.npy``: an ``int64`` array with one row per crop, the columns of
-  :data:`INDEX_COLUMNS`.
+* ``raw``: ``<split>.pixels`` holds the ``uint8`` pixels of every image, height x width x RGB,
+  one after another, no header; read through ``numpy.memmap``, so reading an image is a slice.
+  Lossless: a crop is exactly the pixels of its box, which the tests check to the pixel.
+* ``jpeg``: ``<split>.jpeg`` holds the JPEG bytes of every image, one after another (a file's
+  own bytes when nothing had to change, else a quality-95 re-encoding); decoded in the loader
+  workers. About a fifth of the raw store's size on photos.
 
-Lossless on purpose: a crop is exactly the pixels of its box, which the tests check to the pixel.
+``<split>.index.npy`` is an ``int64`` array with one row per image, the columns of
+:data:`INDEX_COLUMNS` (folders prepared before the jpeg store have no ``nbytes`` column:
+:func:`read_index` adds it).
 """
 
 from __future__ import annotations
 
+import array
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import List, Optional, Tuple, Type
+from typing import Optional, Tuple, Type
 
 import numpy as np
 
 from inception_v2.atomic import atomic_open
+from inception_v2.errors import UsageError
 
 SPLITS = ("train", "val", "test")
-INDEX_COLUMNS = ("offset", "height", "width", "label")  # offset in bytes into <split>.pixels
+STORES = ("raw", "jpeg")
+INDEX_COLUMNS = ("offset", "height", "width", "label", "nbytes")  # offset and nbytes in the data file
+_SUFFIX = {"raw": "pixels", "jpeg": "jpeg"}
+
+
+def check_store(store: str) -> str:
+    if store not in STORES:
+        raise UsageError(f"--store must be one of {', '.join(STORES)}, got {store!r}")
+    return store
+
+
+def data_path(root: os.PathLike, split: str, store: str = "raw") -> Path:
+    """The data file of a split: ``<split>.pixels`` (raw) or ``<split>.jpeg``."""
+    return Path(root) / f"{split}.{_SUFFIX[check_store(store)]}"
 
 
 def pixels_path(root: os.PathLike, split: str) -> Path:
-    return Path(root) / f"{split}.pixels"
+    return data_path(root, split, "raw")
 
 
 def index_path(root: os.PathLike, split: str) -> Path:
     return Path(root) / f"{split}.index.npy"
 
 
-def store_files() -> Tuple[str, ...]:
+def store_files(store: str = "raw") -> Tuple[str, ...]:
     """The file names of every split's store."""
-    return tuple(p.name for s in SPLITS for p in (pixels_path(".", s), index_path(".", s)))
+    return tuple(p.name for s in SPLITS for p in (data_path(".", s, store), index_path(".", s)))
 
 
 class SplitWriter:
-    """Appends crops to one split's store. Both files appear (atomically) only when the writer
+    """Appends images to one split's store. Both files appear (atomically) only when the writer
     is closed without an error; used as a context manager."""
 
-    def __init__(self, root: os.PathLike, split: str) -> None:
-        self.root, self.split = Path(root), split
-        self._pixels_cm = atomic_open(pixels_path(root, split), "wb")
-        self._pixels = self._pixels_cm.__enter__()
-        self._index: List[Tuple[int, int, int, int]] = []
+    def __init__(self, root: os.PathLike, split: str, store: str = "raw") -> None:
+        self.root, self.split, self.store = Path(root), split, check_store(store)
+        self._data_cm = atomic_open(data_path(root, split, store), "wb")
+        self._data = self._data_cm.__enter__()
+        self._index = array.array("q")  # flat rows of INDEX_COLUMNS: 40 bytes per image
         self._offset = 0
 
-    def append(self, crop: np.ndarray, label: int) -> int:
-        """Add a ``height x width x 3`` ``uint8`` crop; returns its index in the split."""
-        height, width = crop.shape[:2]
-        self._pixels.write(np.ascontiguousarray(crop, dtype=np.uint8).tobytes())
-        self._index.append((self._offset, height, width, label))
-        self._offset += height * width * 3
-        return len(self._index) - 1
+    def __len__(self) -> int:
+        return len(self._index) // len(INDEX_COLUMNS)
+
+    def append(self, data: np.ndarray, height: int, width: int, label: int) -> int:
+        """Add one image: ``data`` is its raw ``height x width x 3`` pixels (any shape with that
+        many bytes) or its JPEG bytes, as ``uint8``. Returns its index in the split."""
+        data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
+        if self.store == "raw" and data.size != height * width * 3:
+            raise ValueError(f"{data.size} bytes are not the pixels of a {height}x{width} RGB image")
+        self._data.write(memoryview(data))  # no copy
+        self._index.extend((self._offset, height, width, label, data.size))
+        self._offset += data.size
+        return len(self) - 1
 
     def __enter__(self) -> "SplitWriter":
         return self
@@ -63,27 +88,64 @@ class SplitWriter:
     def __exit__(
         self, kind: Optional[Type[BaseException]], error: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        self._pixels_cm.__exit__(kind, error, tb)  # renames on success, removes the temp file on error
+        self._data_cm.__exit__(kind, error, tb)  # renames on success, removes the temp file on error
         if kind is None:
             with atomic_open(index_path(self.root, self.split), "wb") as f:
-                np.save(f, np.array(self._index, dtype=np.int64).reshape(-1, len(INDEX_COLUMNS)))
+                np.save(f, np.frombuffer(self._index, dtype=np.int64).reshape(-1, len(INDEX_COLUMNS)))
 
 
 def read_index(root: os.PathLike, split: str) -> np.ndarray:
-    """The ``(n, 4)`` index of a split (columns :data:`INDEX_COLUMNS`)."""
-    return np.load(index_path(root, split))
+    """The ``(n, 5)`` index of a split (columns :data:`INDEX_COLUMNS`); raises
+    :class:`UsageError` naming the file when it is missing or damaged."""
+    path = index_path(root, split)
+    try:
+        index = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing; prepare the folder again") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise UsageError(f"{path} is damaged ({e}); prepare the folder again") from None
+    if index.ndim != 2 or index.shape[1] not in (4, 5) or index.dtype != np.int64:
+        raise UsageError(f"{path} is not a store index (shape {index.shape}, {index.dtype}); prepare the folder again")
+    if index.shape[1] == 4:  # a raw store from before the jpeg store: nbytes = height x width x 3
+        index = np.concatenate([index, index[:, 1:2] * index[:, 2:3] * 3], axis=1)
+    return index
 
 
-def open_pixels(root: os.PathLike, split: str) -> np.ndarray:
-    """The pixel file of a split as a read-only flat ``uint8`` memmap (an empty array for an
+def check_split(root: os.PathLike, split: str, store: str, index: np.ndarray, recorded: Optional[int]) -> None:
+    """Raise :class:`UsageError` naming the data file of ``split`` when it is missing, shorter
+    than ``index`` needs, or not the size ``prepare`` recorded (``recorded``, if known)."""
+    path = data_path(root, split, store)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing; prepare the folder again") from None
+    needed = int((index[:, 0] + index[:, 4]).max()) if len(index) else 0
+    if size < needed or (recorded is not None and size != recorded):
+        expected = recorded if recorded is not None else needed
+        raise UsageError(
+            f"{path} is truncated or damaged: {size:,} bytes, expected {expected:,}; prepare the folder again"
+        )
+
+
+def open_data(root: os.PathLike, split: str, store: str = "raw") -> np.ndarray:
+    """The data file of a split as a read-only flat ``uint8`` memmap (an empty array for an
     empty split, which cannot be mapped)."""
-    path = pixels_path(root, split)
+    path = data_path(root, split, store)
     if path.stat().st_size == 0:
         return np.zeros(0, dtype=np.uint8)
     return np.memmap(path, dtype=np.uint8, mode="r")
 
 
+def open_pixels(root: os.PathLike, split: str) -> np.ndarray:
+    return open_data(root, split, "raw")
+
+
+def entry_bytes(data: np.ndarray, entry: np.ndarray) -> np.ndarray:
+    """The bytes of index row ``entry`` in ``data`` (a copy)."""
+    offset, nbytes = int(entry[0]), int(entry[4]) if len(entry) > 4 else int(entry[1] * entry[2] * 3)
+    return np.array(data[offset : offset + nbytes])
+
+
 def read_crop(pixels: np.ndarray, entry: np.ndarray) -> np.ndarray:
-    """Crop ``entry`` (a row of the index) out of ``pixels``, copied, as ``H x W x 3``."""
-    offset, height, width = (int(v) for v in entry[:3])
-    return np.array(pixels[offset : offset + height * width * 3]).reshape(height, width, 3)
+    """Raw image ``entry`` (a row of the index) out of ``pixels``, copied, as ``H x W x 3``."""
+    return entry_bytes(pixels, entry).reshape(int(entry[1]), int(entry[2]), 3)

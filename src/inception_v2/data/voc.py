@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from inception_v2.data.images import BadFileError
 from inception_v2.errors import UsageError
+
+__all__ = ["BadFileError"]  # re-exported: it lived here before image folders shared it
 
 # The 20 classes in SPEC.md's (alphabetical) order; a label is an index into this tuple.
 VOC_CLASSES: Tuple[str, ...] = (
@@ -59,20 +62,6 @@ EXPECTED_LAYOUT = (
     "and/or ROOT/VOCdevkit/VOC2012/{Annotations,JPEGImages,ImageSets/Main/trainval.txt}; "
     "ROOT may also be the VOCdevkit folder itself or a VOC2007/VOC2012 folder"
 )
-
-
-class BadFileError(Exception):
-    """A source file that cannot be used: ``reason`` is ``bad-xml``, ``bad-image`` or
-    ``missing-file``; ``path`` names the file and ``problem`` says what is wrong with it."""
-
-    def __init__(self, reason: str, path: str, problem: str) -> None:
-        super().__init__(reason, path, problem)
-        self.reason = reason
-        self.path = path
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -189,14 +178,34 @@ def exclusion_reason(obj: ObjectRecord) -> Optional[str]:
 # --------------------------------------------------------------------------- sources
 
 
-def read_id_list(data: bytes) -> List[str]:
-    """Image ids of an ``ImageSets/Main/<set>.txt`` file, in order, without duplicates."""
+def read_id_list(data: bytes, name: str = "image list") -> List[str]:
+    """Image ids of an ``ImageSets/Main/<set>.txt`` file (``name`` in errors), in order, without
+    duplicates: the first field of each non-blank line.
+
+    An id must be a plain file stem: ``.``, ``..`` or one holding ``/``, ``\\`` or a control
+    character is refused with a :class:`UsageError` naming the list (it would name a file
+    outside ``Annotations/`` or ``JPEGImages/``), before any file is read.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{name} is not a UTF-8 text file ({e.reason} at byte {e.start})") from None
     ids: Dict[str, None] = {}
-    for line in data.decode("utf-8").splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
-        if fields:
-            ids.setdefault(fields[0], None)
+        if not fields:
+            continue
+        image_id = fields[0]
+        if image_id in (".", "..") or _BAD_ID_CHARS.search(image_id):
+            raise UsageError(
+                f"{name}, line {number}: {image_id!r} is not a plain image id (a file stem without "
+                "'/', '\\' or '..'); refusing to read it"
+            )
+        ids.setdefault(image_id, None)
     return list(ids)
+
+
+_BAD_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 class VOCSource:
@@ -228,7 +237,13 @@ class VOCSource:
         ]
 
     def image_ids(self, year: str, image_set: str) -> List[str]:
-        return read_id_list(self.read(f"VOC{year}/ImageSets/Main/{image_set}.txt"))
+        relpath = f"VOC{year}/ImageSets/Main/{image_set}.txt"
+        return read_id_list(self.read(relpath), self.display(relpath))
+
+    def stat(self, relpath: str) -> str:
+        """A fingerprint of a file's state without reading it (size and modification time), or
+        ``"missing"``; prepare redoes an image whose fingerprint changed."""
+        raise NotImplementedError
 
     def annotation_path(self, year: str, image_id: str) -> str:
         return f"VOC{year}/Annotations/{image_id}.xml"
@@ -265,6 +280,13 @@ class DirSource(VOCSource):
             return str(self._path(relpath))
         except FileNotFoundError:
             return relpath
+
+    def stat(self, relpath: str) -> str:
+        try:
+            st = self._path(relpath).stat()
+        except OSError:
+            return "missing"
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _is_year_dir(path: Path) -> bool:
@@ -330,6 +352,7 @@ class TarSource(VOCSource):
                 ) from None
         self._files: Dict[int, object] = {}  # open archives of this process
         self._pid = os.getpid()
+        self._archive_stats = [f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.tars]
         if not self.splits():
             raise UsageError(
                 f"no VOC2007 or VOC2012 image lists found in {self.description}; expected the "
@@ -361,6 +384,13 @@ class TarSource(VOCSource):
 
     def exists(self, relpath: str) -> bool:
         return relpath in self.members
+
+    def stat(self, relpath: str) -> str:
+        entry = self.members.get(relpath)
+        if entry is None:
+            return "missing"
+        archive, offset, size = entry
+        return f"{size}@{offset}:{self._archive_stats[archive]}"
 
     def close(self) -> None:
         for f in self._files.values():
