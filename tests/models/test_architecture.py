@@ -1,4 +1,5 @@
-"""Every stage's grid, every module's branch widths and the parameter counts, against SPEC."""
+"""Every stage's grid, every module's branch widths and the parameter counts, against the tables of
+docs/architecture.md (typed again in spec_tables.py)."""
 
 import pytest
 import torch
@@ -8,8 +9,19 @@ from inception_v2.models.blocks import InceptionRow
 from inception_v2.summary import count_params
 
 from .cache import built
-from .spec_tables import (BN_MODULES, BN_STEM, V2_MODULES, V2_STEM, bn_module_params,
-                          googlenet_bn_params, v2_module_params, v2_params)
+from .spec_tables import (
+    BN_MODULES,
+    BN_STEM,
+    TV_AUX_PARAMS_1000,
+    TV_PARAMS_1000,
+    TV_STAGES,
+    V2_MODULES,
+    V2_STEM,
+    bn_module_params,
+    googlenet_bn_params,
+    v2_module_params,
+    v2_params,
+)
 
 
 def stage_shapes(model, size):
@@ -142,6 +154,27 @@ def test_aux_pool_is_5x5_stride_3_at_the_nominal_size():
     assert pooled["in"].shape[-2:] == (5, 5)
 
 
-def test_rows_are_data():
+def test_a_row_whose_branches_do_not_add_up_is_refused():
+    """Every module checks its branch widths against the table's ``out`` column."""
+    from inception_v2.models.blocks import Inception3x3
+
     row = InceptionRow("3a", 1, 288, 64, 64, 64, 64, 96, "avg", 64)
-    assert row._fields[0] == "name" and row.out == 288
+    assert Inception3x3(row, 192).out_channels == 288
+    with pytest.raises(ValueError, match="add up to 288, the table says 300"):
+        Inception3x3(row._replace(out=300), 192)
+
+
+def test_inception_v3_tv_stage_shapes_at_299():
+    shapes = stage_shapes(built("inception_v3_tv").eval(), 299)
+    assert shapes == {n: (c, h, h) for n, c, h in TV_STAGES}
+    assert list(shapes) == [n for n, _, _ in TV_STAGES]
+
+
+def test_inception_v3_tv_has_torchvisions_parameter_count():
+    with torch.device("meta"):
+        model = create_model("inception_v3_tv")
+    assert count_params(model) == TV_PARAMS_1000
+    assert count_params(model.aux_heads) == TV_AUX_PARAMS_1000
+    # the 17x17 modules keep the reduction width c7 until each branch's last convolution
+    widths = [m.out_channels for m in model.features.Mixed_6b.branch7x7dbl]
+    assert widths == [128, 128, 128, 128, 192]
