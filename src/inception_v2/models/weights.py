@@ -287,7 +287,7 @@ def resolve_pretrained(model: str, pretrained: Any) -> Pretrained:
     weights, meta = read_pretrained(pretrained)
     theirs = meta.get("model_name")
     if theirs is not None and theirs != model:
-        raise UsageError(f"{pretrained} holds a {theirs}, not a {model}: build a {theirs} to load it")
+        raise UsageError(f"{pretrained} holds {theirs} weights, not {model} weights: build a {theirs} to load it")
     return _own_or_release(model, weights, str(pretrained), dict(meta.get("arch_options") or {}))
 
 
