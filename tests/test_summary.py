@@ -45,8 +45,8 @@ def test_text_output(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["summary", "--model", "resnet"], "available models: googlenet_bn, inception_v2, inception_v3, inception_v3_tv"),
-        (["summary", "--model", "inception_v2", "--num-classes", "1000000001"], "--num-classes must be <= 1,000,000,000"),
+        (["summary", "--model", "resnet"], "models: googlenet_bn, inception_v2, inception_v3, inception_v3_tv"),
+        (["summary", "--model", "inception_v2", "--num-classes", "1000000001"], "--num-classes must be <= 1,000,000"),
         (["summary", "--model", "inception_v2", "--image-size", "100001"], "--image-size must be <= 100,000"),
         (["summary", "--model", "inception_v2", "--image-size", "74"], ">= 75"),
         (["summary", "--model", "inception_v2", "--num-classes", "0"], "--num-classes"),
