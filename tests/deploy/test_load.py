@@ -17,6 +17,7 @@ from inception_v2.cli import main
 from inception_v2.deploy.load import FORMAT, VERSION, data_config_dict
 from inception_v2.deploy.release import RELEASE_CONFIG, RELEASE_WEIGHTS, export_release, write_release
 from inception_v2.errors import UsageError
+from tests.models.cache import built
 
 CLASSES = ["cat", "dog", "person"]
 
@@ -44,14 +45,12 @@ def checkpoint(tmp_path: Path, name: str = "googlenet_bn", **extra) -> Path:
 
 @pytest.mark.parametrize("name", list_models())
 def test_release_round_trip(name, tmp_path):
-    torch.manual_seed(0)
-    model = create_model(name, num_classes=3).eval()
-    model.classes = CLASSES
-    result = write_release(model, tmp_path / "rel", "model")
+    model = built(name).eval()  # shared: not modified
+    result = write_release(model, tmp_path / "rel", "model", classes=CLASSES[:1] * model.num_classes)
     assert sorted(p.name for p in (tmp_path / "rel").iterdir()) == [".lock", RELEASE_CONFIG, RELEASE_WEIGHTS]
     assert result.tensors == len(model.state_dict())
     loaded = load_model(tmp_path / "rel")
-    assert loaded.classes == CLASSES and loaded.data_config == model.data_config and not loaded.training
+    assert loaded.classes == ["cat"] * 20 and loaded.data_config == model.data_config and not loaded.training
     assert list(loaded.state_dict()) == list(model.state_dict())
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), k

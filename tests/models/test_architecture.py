@@ -25,8 +25,10 @@ from .spec_tables import (
 
 
 def stage_shapes(model, size):
+    """Each stage's output shape, computed on the meta device (shapes only)."""
     shapes = {}
-    x = torch.zeros(1, 3, size, size)
+    model = meta(model.name)
+    x = torch.zeros(1, 3, size, size, device="meta")
     with torch.no_grad():
         for name, stage in model.features.named_children():
             x = stage(x)
@@ -106,14 +108,19 @@ def test_googlenet_bn_module_params(name):
     assert count_params(module) == bn_module_params(name)
 
 
+def meta(name, **kwargs):
+    with torch.device("meta"):  # the structure without weights: milliseconds
+        return create_model(name, **kwargs).eval()
+
+
 @pytest.mark.parametrize("classes", [1000, 20])
 def test_total_params_equal_what_the_tables_imply(classes):
-    assert count_params(create_model("inception_v2", num_classes=classes)) == v2_params(classes)
-    assert count_params(create_model("inception_v3", num_classes=classes)) == v2_params(classes, bn_aux=True)
-    assert count_params(create_model("googlenet_bn", num_classes=classes)) == googlenet_bn_params(classes)
-    no_aux = create_model("inception_v2", num_classes=classes, aux_logits=False)
+    assert count_params(meta("inception_v2", num_classes=classes)) == v2_params(classes)
+    assert count_params(meta("inception_v3", num_classes=classes)) == v2_params(classes, bn_aux=True)
+    assert count_params(meta("googlenet_bn", num_classes=classes)) == googlenet_bn_params(classes)
+    no_aux = meta("inception_v2", num_classes=classes, aux_logits=False)
     assert count_params(no_aux) == v2_params(classes, aux=False)
-    no_aux = create_model("googlenet_bn", num_classes=classes, aux_logits=False)
+    no_aux = meta("googlenet_bn", num_classes=classes, aux_logits=False)
     assert count_params(no_aux) == googlenet_bn_params(classes, aux=False)
 
 
@@ -141,7 +148,7 @@ def test_googlenet_bn_aux_heads_layers():
 
 def test_aux_pool_is_5x5_stride_3_at_the_nominal_size():
     """At 299 the 17x17 map is pooled 5x5/3 to 5x5 exactly (not adaptively)."""
-    head = create_model("inception_v2", num_classes=3).aux_heads["5d"].eval()
+    head = built("inception_v2").aux_heads["5d"].eval()
     x = torch.randn(2, 768, 17, 17)
     pooled = {}
     head.conv.register_forward_hook(lambda m, i, o: pooled.update({"in": i[0]}))
@@ -171,8 +178,7 @@ def test_inception_v3_tv_stage_shapes_at_299():
 
 
 def test_inception_v3_tv_has_torchvisions_parameter_count():
-    with torch.device("meta"):
-        model = create_model("inception_v3_tv")
+    model = meta("inception_v3_tv")
     assert count_params(model) == TV_PARAMS_1000
     assert count_params(model.aux_heads) == TV_AUX_PARAMS_1000
     # the 17x17 modules keep the reduction width c7 until each branch's last convolution

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
-from inception_v2 import create_model, get_data_config, list_models
+from inception_v2 import get_data_config, list_models
+from inception_v2.models import FeatureListNet
 
 from .cache import built
 
@@ -36,7 +37,7 @@ def test_torch_jit_script(name):
         torch.testing.assert_close(scripted(x), model(x), rtol=0, atol=0)
     with pytest.raises(Exception, match="N x 3 x H x W"):  # the check survives, as a TorchScript error
         scripted(torch.randn(1, 1, 80, 80))
-    features = torch.jit.script(create_model(name, features_only=True, out_indices=(0, 2)).eval())
+    features = torch.jit.script(FeatureListNet(model, out_indices=(0, 2)))
     assert [m.shape[1] for m in features(x)] == [f["num_chs"] for f in built(name).feature_info[::2][:2]]
 
 
@@ -48,8 +49,7 @@ def test_fx_feature_extraction(name):
     info = model.feature_info
     extractor = create_feature_extractor(model, return_nodes={f["module"]: str(i) for i, f in enumerate(info)})
     x = batch(name)
-    features = create_model(name, features_only=True).eval()
-    features.load_state_dict(model.state_dict(), strict=False)
+    features = FeatureListNet(model)  # the same stages
     with torch.no_grad():
         traced, direct = extractor(x), features(x)
     assert list(traced) == [str(i) for i in range(len(info))]
