@@ -148,17 +148,20 @@ def test_googlenet_bn_aux_heads_layers():
 
 def test_aux_pool_is_5x5_stride_3_at_the_nominal_size():
     """At 299 the 17x17 map is pooled 5x5/3 to 5x5 exactly (not adaptively)."""
-    head = built("inception_v2").aux_heads["5d"].eval()
+    head = built("inception_v2").aux_heads["5d"].eval()  # shared: the hook is removed below
     x = torch.randn(2, 768, 17, 17)
     pooled = {}
-    head.conv.register_forward_hook(lambda m, i, o: pooled.update({"in": i[0]}))
-    with torch.no_grad():
-        head(x)
-    torch.testing.assert_close(pooled["in"], torch.nn.functional.avg_pool2d(x, 5, 3))
-    assert pooled["in"].shape[-2:] == (5, 5)
-    with torch.no_grad():  # any other grid is pooled adaptively to 5 x 5
-        head(torch.randn(2, 768, 9, 11))
-    assert pooled["in"].shape[-2:] == (5, 5)
+    hook = head.conv.register_forward_hook(lambda m, i, o: pooled.update({"in": i[0]}))
+    try:
+        with torch.no_grad():
+            head(x)
+        torch.testing.assert_close(pooled["in"], torch.nn.functional.avg_pool2d(x, 5, 3))
+        assert pooled["in"].shape[-2:] == (5, 5)
+        with torch.no_grad():  # any other grid is pooled adaptively to 5 x 5
+            head(torch.randn(2, 768, 9, 11))
+        assert pooled["in"].shape[-2:] == (5, 5)
+    finally:
+        hook.remove()
 
 
 def test_a_row_whose_branches_do_not_add_up_is_refused():
