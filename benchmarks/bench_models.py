@@ -24,7 +24,8 @@ from torch import nn
 from inception_v2 import create_model, get_data_config, list_models
 from inception_v2.summary import count_macs
 
-BASELINES = {"inception_v2": "inception_v3", "inception_v3": "inception_v3", "googlenet_bn": "googlenet"}
+BASELINES = {"inception_v2": "inception_v3", "inception_v3": "inception_v3", "inception_v3_tv": "inception_v3",
+             "googlenet_bn": "googlenet"}
 
 
 def torchvision_model(name: str, num_classes: int) -> nn.Module:

@@ -45,7 +45,9 @@ def test_text_output(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["summary", "--model", "resnet"], "available models: googlenet_bn, inception_v2, inception_v3"),
+        (["summary", "--model", "resnet"], "models: googlenet_bn, inception_v2, inception_v3, inception_v3_tv"),
+        (["summary", "--model", "inception_v2", "--num-classes", "1000000001"], "--num-classes must be <= 1,000,000"),
+        (["summary", "--model", "inception_v2", "--image-size", "100001"], "--image-size must be <= 100,000"),
         (["summary", "--model", "inception_v2", "--image-size", "74"], ">= 75"),
         (["summary", "--model", "inception_v2", "--num-classes", "0"], "--num-classes"),
     ],
@@ -54,3 +56,22 @@ def test_errors_are_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_absurd_sizes_are_computed_without_memory(capsys):
+    """A 100-million-class head (~300 G parameters, 1.2 TB of float32) and a 5000-pixel input
+    are summarized on the meta device: nothing is allocated, and the counts are exact."""
+    s = summarize("inception_v2", num_classes=100_000_000)
+    assert s["params"] == v2_params(100_000_000)
+    assert s["stages"][-1]["macs"] == 2048 * 100_000_000
+    big = summarize("googlenet_bn", image_size=5000, num_classes=10)
+    shapes = {st["name"]: st["shape"] for st in big["stages"]}
+    assert shapes["5b"] == [1024, 157, 157] and big["macs"] > 400 * summarize("googlenet_bn", num_classes=10)["macs"]
+
+
+def test_inception_v3_tv_summary():
+    s = summarize("inception_v3_tv")
+    assert s["params"] == 27_161_264
+    shapes = {st["name"]: st["shape"] for st in s["stages"]}
+    assert shapes["Mixed_6e"] == [768, 17, 17] and shapes["Mixed_7c"] == [2048, 8, 8]
+    assert 5.6e9 < s["macs"] < 5.8e9  # torchvision's inception_v3: 5.71 G

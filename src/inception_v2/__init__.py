@@ -1,8 +1,9 @@
 """Inception-v2/v3 and GoogLeNet-BN in PyTorch, with the PASCAL VOC 07+12 object-crop experiment.
 
 ``create_model`` / ``list_models`` build the networks (:mod:`inception_v2.models`);
-``load_model`` reads a trained one back (:mod:`inception_v2.deploy`). Importing the package
-loads neither the training code nor matplotlib.
+``load_model`` reads a trained one back from a checkpoint or a release folder
+(:mod:`inception_v2.deploy`). Importing the package loads neither the training code nor
+matplotlib.
 """
 
 from inception_v2.deploy.load import load_model
@@ -12,6 +13,7 @@ from inception_v2.models import (
     create_model,
     get_data_config,
     list_models,
+    list_releases,
     register_model,
 )
 
@@ -23,6 +25,7 @@ __all__ = [
     "create_model",
     "get_data_config",
     "list_models",
+    "list_releases",
     "load_model",
     "register_model",
 ]

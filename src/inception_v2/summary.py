@@ -2,6 +2,11 @@
 
 Multiply-adds come from :class:`torch.utils.flop_counter.FlopCounterMode` (which counts the
 convolutions and matrix products, 2 FLOPs per multiply-add) on one eval-mode forward pass.
+
+:func:`summarize` builds the model and runs that pass on PyTorch's ``meta`` device: tensors with
+shapes and no data, so no size of model or input allocates memory or takes time. The one bound is
+arithmetic: ``num_classes`` and the image side are refused above :data:`MAX_NUM_CLASSES` and
+:data:`MAX_IMAGE_SIZE` (beyond them the counts overflow 64-bit integers).
 """
 
 from __future__ import annotations
@@ -14,18 +19,23 @@ from torch.utils.flop_counter import FlopCounterMode
 from inception_v2.errors import UsageError
 from inception_v2.models import create_model, get_data_config
 
+MAX_NUM_CLASSES = 1_000_000_000  # 2048 x 1e9 weights: counts stay far below 2**63
+MAX_IMAGE_SIZE = 100_000  # multiply-adds grow with its square
+
 
 def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 def count_macs(model: torch.nn.Module, image_size: int) -> int:
-    """Multiply-adds of one eval-mode forward pass on a 1 x 3 x S x S input."""
+    """Multiply-adds of one eval-mode forward pass on a 1 x C x S x S input (C: the model's
+    ``in_chans``)."""
     was_training = model.training
     model.eval()
+    channels = getattr(model, "in_chans", 3)
     try:
         with FlopCounterMode(display=False) as counter, torch.inference_mode():
-            model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+            model(torch.zeros(1, channels, image_size, image_size, device=next(model.parameters()).device))
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
@@ -36,14 +46,20 @@ def summarize(name: str, image_size: Optional[int] = None, num_classes: int = 10
 
     ``params`` counts every parameter of the model as built (auxiliary heads included);
     ``params_without_aux`` the deployed network; ``macs`` is the eval-mode forward pass.
+    Everything is computed on the ``meta`` device (shapes only, no memory).
     """
     cfg = get_data_config(name)
     size = image_size or cfg.input_size
     if size < cfg.min_input_size:
         raise UsageError(f"{name} needs --image-size >= {cfg.min_input_size}, got {size}")
+    if size > MAX_IMAGE_SIZE:
+        raise UsageError(f"--image-size must be <= {MAX_IMAGE_SIZE:,}, got {size:,}")
     if num_classes < 1:
         raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
-    model = create_model(name, num_classes=num_classes).eval()
+    if num_classes > MAX_NUM_CLASSES:
+        raise UsageError(f"--num-classes must be <= {MAX_NUM_CLASSES:,}, got {num_classes:,}")
+    with torch.device("meta"):
+        model = create_model(name, num_classes=num_classes).eval()
     stages: List[Dict[str, Any]] = []
 
     def record(stage_name: str, stage: torch.nn.Module):
@@ -54,7 +70,7 @@ def summarize(name: str, image_size: Optional[int] = None, num_classes: int = 10
     hooks = [record(n, st) for n, st in model.features.named_children()]
     try:
         with FlopCounterMode(display=False) as counter, torch.inference_mode():
-            logits = model(torch.zeros(1, 3, size, size))
+            logits = model(torch.zeros(1, 3, size, size, device="meta"))
     finally:
         for h in hooks:
             h.remove()

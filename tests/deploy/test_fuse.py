@@ -14,7 +14,7 @@ from inception_v2 import create_model, list_models
 from inception_v2.deploy.export import parity_tolerance
 from inception_v2.deploy.fuse import fuse_conv_bn
 
-SIZES = {"googlenet_bn": 64, "inception_v2": 75, "inception_v3": 75}  # small inputs every model takes
+SIZES = {"googlenet_bn": 64, "inception_v2": 75, "inception_v3": 75, "inception_v3_tv": 75}  # small inputs
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,6 +1,6 @@
-"""SPEC.md's tables, typed in again by hand for the tests (independent of the model code), and
-the parameter counts they imply: conv without bias + BatchNorm (2 parameters per channel),
-linear with bias."""
+"""The tables of docs/architecture.md, typed in again by hand for the tests (independent of the
+model code), and the parameter counts they imply: conv without bias + BatchNorm (2 parameters
+per channel), linear with bias."""
 
 # Inception-v2 stem: (name, out C, out H) at 299.
 V2_STEM = [("conv1", 32, 149), ("conv2", 32, 147), ("conv3", 64, 147), ("pool1", 64, 73),
@@ -92,3 +92,14 @@ def googlenet_bn_params(num_classes, aux=True):
         for cin in (576, 608):  # after 4a and 4d
             p += conv(cin, 128, 1) + linear(2048, 1024) + linear(1024, num_classes)
     return p
+
+
+# The released Inception-v3 (inception_v3_tv) at 299: (name, out C, out H), as torchvision's
+# shape comments.
+TV_STAGES = [("Conv2d_1a_3x3", 32, 149), ("Conv2d_2a_3x3", 32, 147), ("Conv2d_2b_3x3", 64, 147),
+             ("maxpool1", 64, 73), ("Conv2d_3b_1x1", 80, 73), ("Conv2d_4a_3x3", 192, 71), ("maxpool2", 192, 35),
+             ("Mixed_5b", 256, 35), ("Mixed_5c", 288, 35), ("Mixed_5d", 288, 35), ("Mixed_6a", 768, 17),
+             ("Mixed_6b", 768, 17), ("Mixed_6c", 768, 17), ("Mixed_6d", 768, 17), ("Mixed_6e", 768, 17),
+             ("Mixed_7a", 1280, 8), ("Mixed_7b", 2048, 8), ("Mixed_7c", 2048, 8)]
+TV_PARAMS_1000 = 27_161_264  # torchvision's inception_v3 with its auxiliary head
+TV_AUX_PARAMS_1000 = conv(768, 128, 1) + conv(128, 768, 5) + linear(768, 1000)

@@ -1,4 +1,5 @@
-"""Every stage's grid, every module's branch widths and the parameter counts, against SPEC."""
+"""Every stage's grid, every module's branch widths and the parameter counts, against the tables of
+docs/architecture.md (typed again in spec_tables.py)."""
 
 import pytest
 import torch
@@ -8,13 +9,26 @@ from inception_v2.models.blocks import InceptionRow
 from inception_v2.summary import count_params
 
 from .cache import built
-from .spec_tables import (BN_MODULES, BN_STEM, V2_MODULES, V2_STEM, bn_module_params,
-                          googlenet_bn_params, v2_module_params, v2_params)
+from .spec_tables import (
+    BN_MODULES,
+    BN_STEM,
+    TV_AUX_PARAMS_1000,
+    TV_PARAMS_1000,
+    TV_STAGES,
+    V2_MODULES,
+    V2_STEM,
+    bn_module_params,
+    googlenet_bn_params,
+    v2_module_params,
+    v2_params,
+)
 
 
 def stage_shapes(model, size):
+    """Each stage's output shape, computed on the meta device (shapes only)."""
     shapes = {}
-    x = torch.zeros(1, 3, size, size)
+    model = meta(model.name)
+    x = torch.zeros(1, 3, size, size, device="meta")
     with torch.no_grad():
         for name, stage in model.features.named_children():
             x = stage(x)
@@ -94,14 +108,19 @@ def test_googlenet_bn_module_params(name):
     assert count_params(module) == bn_module_params(name)
 
 
+def meta(name, **kwargs):
+    with torch.device("meta"):  # the structure without weights: milliseconds
+        return create_model(name, **kwargs).eval()
+
+
 @pytest.mark.parametrize("classes", [1000, 20])
 def test_total_params_equal_what_the_tables_imply(classes):
-    assert count_params(create_model("inception_v2", num_classes=classes)) == v2_params(classes)
-    assert count_params(create_model("inception_v3", num_classes=classes)) == v2_params(classes, bn_aux=True)
-    assert count_params(create_model("googlenet_bn", num_classes=classes)) == googlenet_bn_params(classes)
-    no_aux = create_model("inception_v2", num_classes=classes, aux_logits=False)
+    assert count_params(meta("inception_v2", num_classes=classes)) == v2_params(classes)
+    assert count_params(meta("inception_v3", num_classes=classes)) == v2_params(classes, bn_aux=True)
+    assert count_params(meta("googlenet_bn", num_classes=classes)) == googlenet_bn_params(classes)
+    no_aux = meta("inception_v2", num_classes=classes, aux_logits=False)
     assert count_params(no_aux) == v2_params(classes, aux=False)
-    no_aux = create_model("googlenet_bn", num_classes=classes, aux_logits=False)
+    no_aux = meta("googlenet_bn", num_classes=classes, aux_logits=False)
     assert count_params(no_aux) == googlenet_bn_params(classes, aux=False)
 
 
@@ -129,19 +148,42 @@ def test_googlenet_bn_aux_heads_layers():
 
 def test_aux_pool_is_5x5_stride_3_at_the_nominal_size():
     """At 299 the 17x17 map is pooled 5x5/3 to 5x5 exactly (not adaptively)."""
-    head = create_model("inception_v2", num_classes=3).aux_heads["5d"].eval()
+    head = built("inception_v2").aux_heads["5d"].eval()  # shared: the hook is removed below
     x = torch.randn(2, 768, 17, 17)
     pooled = {}
-    head.conv.register_forward_hook(lambda m, i, o: pooled.update({"in": i[0]}))
-    with torch.no_grad():
-        head(x)
-    torch.testing.assert_close(pooled["in"], torch.nn.functional.avg_pool2d(x, 5, 3))
-    assert pooled["in"].shape[-2:] == (5, 5)
-    with torch.no_grad():  # any other grid is pooled adaptively to 5 x 5
-        head(torch.randn(2, 768, 9, 11))
-    assert pooled["in"].shape[-2:] == (5, 5)
+    hook = head.conv.register_forward_hook(lambda m, i, o: pooled.update({"in": i[0]}))
+    try:
+        with torch.no_grad():
+            head(x)
+        torch.testing.assert_close(pooled["in"], torch.nn.functional.avg_pool2d(x, 5, 3))
+        assert pooled["in"].shape[-2:] == (5, 5)
+        with torch.no_grad():  # any other grid is pooled adaptively to 5 x 5
+            head(torch.randn(2, 768, 9, 11))
+        assert pooled["in"].shape[-2:] == (5, 5)
+    finally:
+        hook.remove()
 
 
-def test_rows_are_data():
+def test_a_row_whose_branches_do_not_add_up_is_refused():
+    """Every module checks its branch widths against the table's ``out`` column."""
+    from inception_v2.models.blocks import Inception3x3
+
     row = InceptionRow("3a", 1, 288, 64, 64, 64, 64, 96, "avg", 64)
-    assert row._fields[0] == "name" and row.out == 288
+    assert Inception3x3(row, 192).out_channels == 288
+    with pytest.raises(ValueError, match="add up to 288, the table says 300"):
+        Inception3x3(row._replace(out=300), 192)
+
+
+def test_inception_v3_tv_stage_shapes_at_299():
+    shapes = stage_shapes(built("inception_v3_tv").eval(), 299)
+    assert shapes == {n: (c, h, h) for n, c, h in TV_STAGES}
+    assert list(shapes) == [n for n, _, _ in TV_STAGES]
+
+
+def test_inception_v3_tv_has_torchvisions_parameter_count():
+    model = meta("inception_v3_tv")
+    assert count_params(model) == TV_PARAMS_1000
+    assert count_params(model.aux_heads) == TV_AUX_PARAMS_1000
+    # the 17x17 modules keep the reduction width c7 until each branch's last convolution
+    widths = [m.out_channels for m in model.features.Mixed_6b.branch7x7dbl]
+    assert widths == [128, 128, 128, 128, 192]

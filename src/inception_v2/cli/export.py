@@ -20,6 +20,8 @@ from inception_v2.deploy.export import (
 from inception_v2.errors import UsageError
 from inception_v2.models import create_model, list_models
 
+SAFETENSORS = "safetensors"  # a release folder: weights + config.json (inception_v2.deploy.release)
+
 SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
                   ".torchscript": "torchscript"}  # fmt: skip
 
@@ -38,9 +40,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training")
     src.add_argument("--model", metavar="NAME", help=f"an untrained model, one of: {', '.join(list_models())}")
     p.add_argument("--num-classes", type=int, default=None, metavar="K", help="with --model: classifier width (default 1000)")
-    p.add_argument("--format", choices=FORMATS, default=None,
-                   help="default: from the suffix of --out (.onnx; .pt, .ts: torchscript)")
-    p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
+    p.add_argument("--format", choices=FORMATS + (SAFETENSORS,), default=None,
+                   help="default: from the suffix of --out (.onnx; .pt, .ts: torchscript); "
+                   "safetensors: a release folder --out DIR with model.safetensors and config.json")
+    p.add_argument("--out", required=True, metavar="PATH", help="the file to write (a folder for safetensors)")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="input side S (default: the model's trained / nominal size)")
     p.add_argument("--opset", type=int, default=None, metavar="K", help=f"ONNX opset (default {DEFAULT_OPSET})")
@@ -60,7 +63,29 @@ def output_format(out: str, given: str = None) -> str:
     return given
 
 
+def run_release(args: argparse.Namespace) -> int:
+    """``--format safetensors``: the weights (the checkpoint's selected ones) and config.json."""
+    from inception_v2.deploy.release import export_release, write_release
+
+    for flag, value in (("--image-size", args.image_size), ("--opset", args.opset)):
+        if value is not None:
+            raise UsageError(f"{flag} does not apply to --format {SAFETENSORS} (the release holds weights only)")
+    if args.checkpoint is not None:
+        if args.num_classes is not None:
+            raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
+        result = export_release(args.checkpoint, args.out)
+    else:
+        num_classes = 1000 if args.num_classes is None else args.num_classes
+        if num_classes < 1:
+            raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
+        result = write_release(create_model(args.model, num_classes=num_classes), args.out, "untrained")
+    print(result.describe())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.format == SAFETENSORS:
+        return run_release(args)
     fmt = output_format(args.out, args.format)
     if args.checkpoint is not None:
         if args.num_classes is not None:

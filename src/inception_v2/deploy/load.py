@@ -1,4 +1,5 @@
-"""Loading trained models: checkpoints read without ever unpickling arbitrary objects.
+"""Loading trained models: checkpoints and release folders, read without ever unpickling
+arbitrary objects.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (``torch.save``'s zip
 format), so :func:`torch.load` reads it with ``weights_only=True``: a file holding anything else
@@ -14,7 +15,11 @@ trained weights, always the raw ones), ``model_ema`` (the exponential moving ave
 weights as a plain state dict, or None), ``ema_updates``, ``selected`` (``"model"`` or
 ``"ema"``: the weights that were evaluated and selected on), ``optimizer``, ``scheduler``,
 ``scaler``, ``rng``. Version 1 (before ``model_ema``) kept the EMA as an ``AveragedModel``
-state dict under ``ema``; it still loads.
+state dict under ``ema``; it still loads. Optional keys: ``in_chans`` (default 3) and
+``arch_options`` (keyword arguments of ``create_model`` that shape the network, default none).
+
+A release folder (``model.safetensors`` + ``config.json``, :mod:`inception_v2.deploy.release`)
+loads the same way: :func:`load_model` takes either.
 
 This module belongs to the deployment layer: it imports neither the training code nor
 matplotlib.
@@ -26,11 +31,12 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
+from inception_v2.deploy.release import RELEASE_CONFIG, RELEASE_WEIGHTS, read_release, read_safetensors
 from inception_v2.errors import UsageError
 from inception_v2.models import DataConfig, create_model, list_models
 
@@ -49,15 +55,18 @@ def data_config_dict(cfg: DataConfig) -> Dict[str, Any]:
         "min_input_size": cfg.min_input_size,
         "mean": list(cfg.mean),
         "std": list(cfg.std),
+        "interpolation": cfg.interpolation,
     }
 
 
 def data_config_from_dict(d: Any, path: PathLike) -> DataConfig:
-    """The inverse of :func:`data_config_dict`, with a one-line error naming ``path``."""
+    """The inverse of :func:`data_config_dict`, with a one-line error naming ``path``
+    (``interpolation`` is optional: bilinear, what files written before it was stored used)."""
     try:
         return DataConfig(
             input_size=int(d["input_size"]), resize_size=int(d["resize_size"]),
             min_input_size=int(d["min_input_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
+            interpolation=str(d.get("interpolation", "bilinear")),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{path} has a bad data_config: {e}") from None
@@ -158,19 +167,31 @@ def load_weights(model: nn.Module, weights: Dict[str, torch.Tensor], path: PathL
         ) from None
 
 
+def _build(
+    name: Any, num_classes: Any, in_chans: Any, aux: bool, options: Any, path: PathLike, **extra: Any
+) -> nn.Module:
+    if name not in list_models():
+        raise UsageError(f"{path} holds an unknown model {name!r}; available: {', '.join(list_models())}")
+    if not isinstance(options, dict):
+        raise UsageError(f"{path} has bad arch_options: not a mapping")
+    try:
+        return create_model(name, num_classes=int(num_classes), in_chans=int(in_chans), aux_logits=aux,
+                            **extra, **options)  # fmt: skip
+    except TypeError as e:  # arch options this code does not know (a newer file)
+        raise UsageError(f"{path}: {e}") from None
+
+
 def model_from_checkpoint(state: Dict[str, Any], path: PathLike, weights: str = "auto") -> nn.Module:
     """Build the checkpoint's model and load its weights (eval mode, on CPU).
 
     ``weights``: see :func:`selected_weights`. The returned model's ``data_config`` is the
     trained input pipeline and ``classes`` lists the class names.
     """
-    name = state["model_name"]
-    if name not in list_models():
-        raise UsageError(f"checkpoint {path} is of unknown model {name!r}; available: {', '.join(list_models())}")
     config = state["config"]
     dropout = config.get("dropout") if isinstance(config, dict) else None
     aux = bool(state.get("aux_logits", True))
-    model = create_model(name, num_classes=int(state["num_classes"]), aux_logits=aux, dropout=dropout)
+    model = _build(state["model_name"], state["num_classes"], state.get("in_chans", 3), aux,
+                   state.get("arch_options") or {}, path, dropout=dropout)  # fmt: skip
     chosen = selected_weights(state, path, weights)
     load_weights(model, chosen, path, "EMA" if chosen is state.get("model_ema") else "model")
     model.data_config = data_config_from_dict(state["data_config"], path)
@@ -180,53 +201,77 @@ def model_from_checkpoint(state: Dict[str, Any], path: PathLike, weights: str = 
     return model.eval()
 
 
+def model_from_release(folder: PathLike) -> nn.Module:
+    """The model of a release folder (eval mode, on CPU), with its ``data_config`` and, when the
+    release names them, its ``classes``."""
+    config = read_release(folder)
+    path = Path(folder) / RELEASE_CONFIG
+    model = _build(config["model_name"], config["num_classes"], config.get("in_chans", 3),
+                   bool(config.get("aux_logits", True)), config.get("arch_options") or {}, path)  # fmt: skip
+    load_weights(model, read_safetensors(Path(folder) / RELEASE_WEIGHTS), Path(folder) / RELEASE_WEIGHTS, "release")
+    model.data_config = data_config_from_dict(config["data_config"], path)
+    classes = config.get("classes")
+    if classes is not None:
+        if len(classes) != model.num_classes:
+            raise UsageError(f"{path} names {len(classes)} classes for a {model.num_classes}-class model")
+        model.classes = list(classes)
+    return model.eval()
+
+
 def load_model(path: PathLike, device: Union[str, torch.device] = "cpu", weights: str = "auto") -> nn.Module:
-    """The trained model of a checkpoint, in eval mode on ``device``.
+    """The trained model of a checkpoint or a release folder, in eval mode on ``device``.
 
     ``model.data_config`` is the input pipeline it was trained with (input and resize size,
-    normalization) and ``model.classes`` the class names, index = label. The weights are those
-    the run selected on (the EMA under the ``paper`` recipe) unless ``weights`` says otherwise.
+    normalization) and ``model.classes`` the class names, index = label. From a checkpoint, the
+    weights are those the run selected on (the EMA under the ``paper`` recipe) unless
+    ``weights`` says otherwise; a release folder holds one set of weights.
     """
     if weights not in WEIGHTS_CHOICES:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS_CHOICES)}, got {weights!r}")
+    if Path(path).is_dir():
+        if weights != "auto":
+            raise UsageError(f"{path} is a release folder: it holds one set of weights (no weights={weights!r})")
+        return model_from_release(path).to(device)
     return model_from_checkpoint(load_checkpoint(path), path, weights).to(device)
 
 
 # --------------------------------------------------------------------------- weights for create_model
 
-RELEASE_WEIGHTS = "model.safetensors"  # a release folder: these weights ...
-RELEASE_CONFIG = "config.json"  # ... and what they are (model, classes, data config)
+def read_pretrained(source: PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """The weights of a file or folder for ``create_model(..., pretrained=source)``, and what is
+    known about them (``model_name``, ``arch_options``; empty for a bare state dict):
 
-
-def read_state_dict(source: Union[PathLike, Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """The weights of ``source`` as a state dict: a state dict itself, a training checkpoint
-    (``.pt``: the weights the run selected on), a ``.safetensors`` file, a release folder
-    (``model.safetensors`` + ``config.json``) or a ``.pt`` file holding a plain state dict."""
-    if isinstance(source, dict):
-        return source
+    * a release folder (``model.safetensors`` + ``config.json``);
+    * a training checkpoint (``.pt``): the weights the run selected on;
+    * a ``.safetensors`` file, or a ``.pt`` / ``.pth`` file holding a plain state dict (ours, or
+      a published release's own, which :mod:`inception_v2.models.weights` converts).
+    """
     path = Path(source)
     if path.is_dir():
-        if not (path / RELEASE_WEIGHTS).is_file():
-            raise UsageError(f"{path} is a folder without {RELEASE_WEIGHTS}: not a release folder")
-        path = path / RELEASE_WEIGHTS
+        config = read_release(path)
+        meta = {"model_name": config["model_name"], "arch_options": config.get("arch_options") or {}}
+        return read_safetensors(path / RELEASE_WEIGHTS), meta
     if not path.exists():
         raise UsageError(f"weights {path} do not exist")
     if path.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError:  # pragma: no cover - a core dependency
-            raise UsageError("reading .safetensors files needs the safetensors package (pip install safetensors)") from None
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as e:  # safetensors raises its own error types for bad files
-            raise UsageError(f"{path} is not a readable safetensors file: {_first_line(e)}") from None
+        return read_safetensors(path), {}
     try:
         with open(path, "rb") as f:
             obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every failure to read is the same message
         raise UsageError(f"{path} is neither a checkpoint nor a state dict: {_first_line(e)}") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return selected_weights(load_checkpoint(path), path)
+        state = load_checkpoint(path)
+        meta = {"model_name": state["model_name"], "arch_options": state.get("arch_options") or {}}
+        return selected_weights(state, path), meta
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
+        return obj, {}
     raise UsageError(f"{path} is neither a checkpoint of inception_v2 nor a state dict of tensors")
+
+
+def read_state_dict(source: Union[PathLike, Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """The weights of ``source`` as a state dict: a state dict itself, or anything
+    :func:`read_pretrained` reads."""
+    if isinstance(source, dict):
+        return source
+    return read_pretrained(source)[0]

@@ -1,18 +1,24 @@
 """The Inception modules, one class per figure of the papers, built from one table row each.
 
-A row (:class:`InceptionRow`) holds the columns of SPEC's tables: ``#1x1`` of the plain 1x1
-branch, ``red``/``n`` of the single branch, ``dbl_red``/``dbl`` of the double branch, the pool
-type and its projection. Within a branch every convolution after the 1x1 reduction has the
-branch's output width (the source's stated principle: "the factorized convolutions have the
-same kernel size and the same number of filters"). Every module checks that the widths of its
-branches add up to the row's ``out`` column.
+A row (:class:`InceptionRow`) holds the columns of the tables in docs/architecture.md: ``#1x1``
+of the plain 1x1 branch, ``red``/``n`` of the single branch, ``dbl_red``/``dbl`` of the double
+branch, the pool type and its projection. Within a branch every convolution after the 1x1
+reduction has the branch's output width (the source's stated principle: "the factorized
+convolutions have the same kernel size and the same number of filters"); the released
+Inception-v3 (``inception_v3_tv``) departs from it in its 17x17 modules, which keep the reduction
+width until the branch's last convolution (``keep_reduction_width``). Every module checks that
+the widths of its branches add up to the row's ``out`` column.
+
+Each module's ``forward`` names its branches in order (no loop over names), so that
+``torch.jit.script``, ``torch.fx`` and ``torch.export`` see a plain graph.
 """
 
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Tuple
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -20,11 +26,11 @@ from inception_v2.models.layers import ConvBNReLU
 
 
 class InceptionRow(NamedTuple):
-    name: str  # "3a", "5e", ...
+    name: str  # "3a", "5e", "Mixed_5b", ...
     stride: int  # 2: grid reduction (no 1x1 branch, pass-through max pool, no projection)
     out: int  # output channels as tabulated
     n1x1: int  # plain 1x1 branch
-    red: int  # single branch: 1x1 reduction ...
+    red: int  # single branch: 1x1 reduction (0: none, the branch starts wide) ...
     n: int  # ... then its wider convolution(s)
     dbl_red: int  # double branch: 1x1 reduction ...
     dbl: int  # ... then its stacked convolutions
@@ -32,13 +38,31 @@ class InceptionRow(NamedTuple):
     proj: int  # 1x1 projection after the pool (0: none)
 
 
-def _pool(kind: str, stride: int) -> nn.Module:
+def _pool(kind: str, stride: int, count_include_pad: bool = False) -> nn.Module:
+    """3x3 pooling: padded by 1 at stride 1 (the grid is kept), unpadded at stride 2.
+
+    ``count_include_pad``: whether the average pool divides by 9 at the border too (the zero
+    padding counts), as Caffe and torchvision's Inception-v3 do; the default averages the
+    pixels that exist only."""
     padding = 1 if stride == 1 else 0
     if kind == "avg":
-        return nn.AvgPool2d(3, stride, padding, count_include_pad=False)
+        return nn.AvgPool2d(3, stride, padding, count_include_pad=count_include_pad)
     if kind == "max":
         return nn.MaxPool2d(3, stride, padding)
     raise ValueError(f"pool must be 'avg' or 'max', not {kind!r}")
+
+
+def ceil_max_pool(x: torch.Tensor) -> torch.Tensor:
+    """Max pool 3x3/2 in ceil mode, an odd side padded by 1 (see :class:`CeilModeMaxPool`).
+
+    A leaf of ``torch.fx`` graphs (``torch.fx.wrap`` below): the padding depends on the map's
+    size, which symbolic tracing does not know. ``int()`` makes it a constant of the traced size
+    under ``torch.jit.trace`` (the ONNX and TorchScript exporters need a constant)."""
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    return F.max_pool2d(x, 3, 2, padding=(h % 2, w % 2), ceil_mode=True)
+
+
+torch.fx.wrap("ceil_max_pool")
 
 
 class CeilModeMaxPool(nn.Module):
@@ -49,16 +73,13 @@ class CeilModeMaxPool(nn.Module):
     padded by 1 as well. At the nominal size nothing is padded."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # int(): under tracing (ONNX / TorchScript export) the padding is a constant of the
-        # traced size, not a computed tensor, which max_pool2d's exporters cannot take.
-        h, w = int(x.shape[-2]), int(x.shape[-1])
-        return F.max_pool2d(x, 3, 2, padding=(h % 2, w % 2), ceil_mode=True)
+        return ceil_max_pool(x)
 
 
 class _Concat(nn.Module):
     """Runs its branches on the same input and concatenates them on channels."""
 
-    branch_names: List[str]
+    branch_names: Tuple[str, ...] = ()  # in the order of concatenation (and of the state dict)
 
     def _check(self, row: InceptionRow, widths: List[int]) -> None:
         if sum(widths) != row.out:
@@ -69,14 +90,11 @@ class _Concat(nn.Module):
         self.row = row
         self.out_channels = row.out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([getattr(self, name)(x) for name in self.branch_names], 1)
 
-
-def _pool_branch(row: InceptionRow, in_channels: int) -> nn.Sequential:
+def _pool_branch(row: InceptionRow, in_channels: int, count_include_pad: bool) -> nn.Sequential:
     if row.proj == 0:
-        return nn.Sequential(_pool(row.pool, 1))
-    return nn.Sequential(_pool(row.pool, 1), ConvBNReLU(in_channels, row.proj, 1))
+        return nn.Sequential(_pool(row.pool, 1, count_include_pad))
+    return nn.Sequential(_pool(row.pool, 1, count_include_pad), ConvBNReLU(in_channels, row.proj, 1))
 
 
 class Inception3x3(_Concat):
@@ -86,7 +104,9 @@ class Inception3x3(_Concat):
     two 3x3) and every stride-1 module of GoogLeNet-BN (Ioffe & Szegedy 2015, figure 5).
     """
 
-    def __init__(self, row: InceptionRow, in_channels: int) -> None:
+    branch_names = ("branch1x1", "branch3x3", "branch3x3dbl", "branch_pool")
+
+    def __init__(self, row: InceptionRow, in_channels: int, count_include_pad: bool = False) -> None:
         super().__init__()
         assert row.stride == 1, row
         self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
@@ -98,9 +118,39 @@ class Inception3x3(_Concat):
             ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
             ConvBNReLU(row.dbl, row.dbl, 3, padding=1),
         )
-        self.branch_pool = _pool_branch(row, in_channels)
-        self.branch_names = ["branch1x1", "branch3x3", "branch3x3dbl", "branch_pool"]
+        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
         self._check(row, [row.n1x1, row.n, row.dbl, row.proj or in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
+
+
+class Inception5x5(_Concat):
+    """1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg pool -> 1x1, at stride 1.
+
+    The 35x35 modules of the released Inception-v3 (torchvision's ``InceptionA``), which keep
+    GoogLeNet's 5x5 branch (Szegedy et al. 2015, figure 4) next to the factorized double 3x3.
+    """
+
+    branch_names = ("branch1x1", "branch5x5", "branch3x3dbl", "branch_pool")
+
+    def __init__(self, row: InceptionRow, in_channels: int, count_include_pad: bool = True) -> None:
+        super().__init__()
+        assert row.stride == 1, row
+        self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
+        self.branch5x5 = nn.Sequential(
+            ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 5, padding=2)
+        )
+        self.branch3x3dbl = nn.Sequential(
+            ConvBNReLU(in_channels, row.dbl_red, 1),
+            ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
+            ConvBNReLU(row.dbl, row.dbl, 3, padding=1),
+        )
+        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
+        self._check(row, [row.n1x1, row.n, row.dbl, row.proj or in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1x1(x), self.branch5x5(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
 
 
 class GridReduction3x3(_Concat):
@@ -109,25 +159,34 @@ class GridReduction3x3(_Concat):
     The efficient grid-size reduction of Szegedy et al. 2015, section 5 and figure 10: stride-2
     branches in parallel with a stride-2 pool. Inception-v2 module 3c uses unpadded stride-2
     convolutions (35 -> 17); GoogLeNet-BN's 3c/4e pad them by 1 and pool in ceil mode (28 -> 14).
+    A row with ``red`` 0 has no reduction before the single 3x3/2 (the released Inception-v3's
+    ``Mixed_6a``).
     """
+
+    branch_names = ("branch3x3", "branch3x3dbl", "branch_pool")
 
     def __init__(
         self, row: InceptionRow, in_channels: int, padding: int = 0, ceil_mode: bool = False
     ) -> None:
         super().__init__()
         assert row.stride == 2 and row.n1x1 == 0 and row.proj == 0, row
-        self.branch3x3 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1),
-            ConvBNReLU(row.red, row.n, 3, stride=2, padding=padding),
-        )
+        if row.red:
+            self.branch3x3 = nn.Sequential(
+                ConvBNReLU(in_channels, row.red, 1),
+                ConvBNReLU(row.red, row.n, 3, stride=2, padding=padding),
+            )
+        else:
+            self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.n, 3, stride=2, padding=padding))
         self.branch3x3dbl = nn.Sequential(
             ConvBNReLU(in_channels, row.dbl_red, 1),
             ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
             ConvBNReLU(row.dbl, row.dbl, 3, stride=2, padding=padding),
         )
         self.branch_pool = CeilModeMaxPool() if ceil_mode else _pool(row.pool, 2)
-        self.branch_names = ["branch3x3", "branch3x3dbl", "branch_pool"]
         self._check(row, [row.n, row.dbl, in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
 
 
 def _conv1x7(c_in: int, c_out: int) -> ConvBNReLU:
@@ -142,26 +201,37 @@ class Inception7x7(_Concat):
     """1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7 | avg pool -> 1x1.
 
     Inception-v2 modules 5a-5d at the 17x17 grid (Szegedy et al. 2015, figure 6: n x n
-    factorized into 1 x n and n x 1, n = 7).
+    factorized into 1 x n and n x 1, n = 7). ``keep_reduction_width``: the factorized
+    convolutions keep the reduction's width and only the last one of each branch widens to
+    ``n`` / ``dbl`` (the released Inception-v3's ``InceptionC``).
     """
 
-    def __init__(self, row: InceptionRow, in_channels: int) -> None:
+    branch_names = ("branch1x1", "branch7x7", "branch7x7dbl", "branch_pool")
+
+    def __init__(
+        self, row: InceptionRow, in_channels: int, count_include_pad: bool = False,
+        keep_reduction_width: bool = False,
+    ) -> None:
         super().__init__()
         assert row.stride == 1, row
+        mid = row.red if keep_reduction_width else row.n
+        dmid = row.dbl_red if keep_reduction_width else row.dbl
         self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
         self.branch7x7 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1), _conv1x7(row.red, row.n), _conv7x1(row.n, row.n)
+            ConvBNReLU(in_channels, row.red, 1), _conv1x7(row.red, mid), _conv7x1(mid, row.n)
         )
         self.branch7x7dbl = nn.Sequential(
             ConvBNReLU(in_channels, row.dbl_red, 1),
-            _conv7x1(row.dbl_red, row.dbl),
-            _conv1x7(row.dbl, row.dbl),
-            _conv7x1(row.dbl, row.dbl),
-            _conv1x7(row.dbl, row.dbl),
+            _conv7x1(row.dbl_red, dmid),
+            _conv1x7(dmid, dmid),
+            _conv7x1(dmid, dmid),
+            _conv1x7(dmid, row.dbl),
         )
-        self.branch_pool = _pool_branch(row, in_channels)
-        self.branch_names = ["branch1x1", "branch7x7", "branch7x7dbl", "branch_pool"]
+        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
         self._check(row, [row.n1x1, row.n, row.dbl, row.proj or in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1x1(x), self.branch7x7(x), self.branch7x7dbl(x), self.branch_pool(x)], 1)
 
 
 class GridReduction7x7(_Concat):
@@ -170,6 +240,8 @@ class GridReduction7x7(_Concat):
     Inception-v2 module 5e (17 -> 8): the factorized branches of figure 6, each closed by an
     unpadded stride-2 3x3, in parallel with a stride-2 pool (section 5, figure 10).
     """
+
+    branch_names = ("branch7x7", "branch7x7dbl", "branch_pool")
 
     def __init__(self, row: InceptionRow, in_channels: int) -> None:
         super().__init__()
@@ -189,8 +261,38 @@ class GridReduction7x7(_Concat):
             ConvBNReLU(row.dbl, row.dbl, 3, stride=2),
         )
         self.branch_pool = _pool(row.pool, 2)
-        self.branch_names = ["branch7x7", "branch7x7dbl", "branch_pool"]
         self._check(row, [row.n, row.dbl, in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch7x7(x), self.branch7x7dbl(x), self.branch_pool(x)], 1)
+
+
+class GridReduction7x7x3(_Concat):
+    """1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max pool 3x3/2.
+
+    The 17 -> 8 reduction of the released Inception-v3 (torchvision's ``InceptionD``): a plain
+    3x3 branch and one factorized 7x7 branch (width ``dbl`` throughout) beside the pool.
+    """
+
+    branch_names = ("branch3x3", "branch7x7x3", "branch_pool")
+
+    def __init__(self, row: InceptionRow, in_channels: int) -> None:
+        super().__init__()
+        assert row.stride == 2 and row.n1x1 == 0 and row.proj == 0, row
+        self.branch3x3 = nn.Sequential(
+            ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 3, stride=2)
+        )
+        self.branch7x7x3 = nn.Sequential(
+            ConvBNReLU(in_channels, row.dbl_red, 1),
+            _conv1x7(row.dbl_red, row.dbl),
+            _conv7x1(row.dbl, row.dbl),
+            ConvBNReLU(row.dbl, row.dbl, 3, stride=2),
+        )
+        self.branch_pool = _pool(row.pool, 2)
+        self._check(row, [row.n, row.dbl, in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch3x3(x), self.branch7x7x3(x), self.branch_pool(x)], 1)
 
 
 class _Split1x3_3x1(nn.Module):
@@ -210,11 +312,14 @@ class InceptionExpanded(_Concat):
     """1x1 | 1x1 -> {1x3 || 3x1} | 1x1 -> 3x3 -> {1x3 || 3x1} | pool (-> 1x1).
 
     Inception-v2 modules 2a-2b at the 8x8 grid (Szegedy et al. 2015, figure 7: expanded filter
-    bank outputs, to promote high-dimensional representations). The ``n`` and ``dbl`` columns
-    are the width of *each* of the two parallel convolutions.
+    bank outputs, to promote high-dimensional representations), and the released Inception-v3's
+    ``InceptionE``. The ``n`` and ``dbl`` columns are the width of *each* of the two parallel
+    convolutions.
     """
 
-    def __init__(self, row: InceptionRow, in_channels: int) -> None:
+    branch_names = ("branch1x1", "branch3x3", "branch3x3dbl", "branch_pool")
+
+    def __init__(self, row: InceptionRow, in_channels: int, count_include_pad: bool = False) -> None:
         super().__init__()
         assert row.stride == 1, row
         self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
@@ -226,6 +331,8 @@ class InceptionExpanded(_Concat):
             ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
             _Split1x3_3x1(row.dbl, row.dbl),
         )
-        self.branch_pool = _pool_branch(row, in_channels)
-        self.branch_names = ["branch1x1", "branch3x3", "branch3x3dbl", "branch_pool"]
+        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
         self._check(row, [row.n1x1, 2 * row.n, 2 * row.dbl, row.proj or in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)

@@ -1,6 +1,7 @@
 """Inception-v2 (Szegedy et al. 2015, *Rethinking the Inception Architecture*, Table 1) and
 its final form Inception-v3 (Table 3, last row: Inception-v2 with a batch-normalized auxiliary
-classifier). Widths follow SPEC section 2, which restates the source's tables."""
+classifier). Widths follow the source's tables, restated in docs/architecture.md
+("Inception-v2")."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from inception_v2.models.blocks import (
     Inception3x3,
     Inception7x7,
     InceptionExpanded,
+)
+from inception_v2.models.blocks import (
     InceptionRow as Row,
 )
-from inception_v2.models.layers import AuxHead, ConvBNReLU
-from inception_v2.models.network import StagedClassifier
-from inception_v2.models.registry import DataConfig, register_model
+from inception_v2.models.config import DataConfig
+from inception_v2.models.layers import ConvBNReLU
+from inception_v2.models.network import StagedClassifier, make_aux_heads
+from inception_v2.models.registry import register_model
 
 # The stem (Table 1, top rows): name, out channels, kernel, stride, padding; "pool" = max 3x3/2.
 STEM = (
@@ -31,7 +35,7 @@ STEM = (
     ("conv6", 288, 3, 1, 1),  # N x 288 x 35 x 35
 )
 
-# The Inception groups, as SPEC's tables (figure 5, 6 and 7 modules).
+# The Inception groups, as the tables of docs/architecture.md (figure 5, 6 and 7 modules).
 #    name stride  out  #1x1 #red   #n #dblred #dbl pool  proj
 MODULES = (
     Row("3a", 1, 288, 64, 64, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
@@ -49,6 +53,9 @@ MODULES = (
 AUX_AFTER = "5d"  # the auxiliary classifier reads the 17 x 17 x 768 map
 AUX_GRID = 5  # 17 -> 5 with the 5x5/3 pool; 5 * 5 * 128 = 3200 inputs to its first linear
 
+# The last stage at each grid (147, 73, 35, 17, 8 at 299), and its nominal reduction.
+FEATURES = (("conv3", 2), ("pool1", 4), ("3b", 8), ("5d", 16), ("2b", 32))
+
 DATA_CONFIG = DataConfig(input_size=299, resize_size=384, min_input_size=75)
 
 
@@ -62,9 +69,9 @@ def _block(row: Row, in_channels: int) -> nn.Module:
     return InceptionExpanded(row, in_channels)
 
 
-def build_stages(modules=MODULES) -> "OrderedDict[str, nn.Module]":
+def build_stages(modules=MODULES, in_chans: int = 3) -> "OrderedDict[str, nn.Module]":
     stages: "OrderedDict[str, nn.Module]" = OrderedDict()
-    channels = 3
+    channels = in_chans
     for name, out, kernel, stride, padding in STEM:
         if name.startswith("pool"):
             stages[name] = nn.MaxPool2d(kernel, stride, padding)
@@ -78,32 +85,34 @@ def build_stages(modules=MODULES) -> "OrderedDict[str, nn.Module]":
 
 
 def _inception(
-    name: str, num_classes: int, aux_logits: bool, dropout: float, aux_dropout: float,
+    name: str, num_classes: int, in_chans: int, aux_logits: bool, dropout: float, aux_dropout: float,
     bn_aux: bool,
 ) -> StagedClassifier:
     aux = {}
     if aux_logits:
-        aux[AUX_AFTER] = AuxHead(768, num_classes, AUX_GRID, aux_dropout, batch_norm=bn_aux)
+        aux = make_aux_heads("fc", [(AUX_AFTER, 768)], num_classes, grid=AUX_GRID, dropout=aux_dropout,
+                             batch_norm=bn_aux)  # fmt: skip
     return StagedClassifier(
-        name, build_stages(), MODULES[-1].out, num_classes, dropout, aux, DATA_CONFIG
+        name, build_stages(in_chans=in_chans), MODULES[-1].out, num_classes, dropout, aux, DATA_CONFIG,
+        feature_points=FEATURES, in_chans=in_chans,
     )
 
 
 @register_model("inception_v2", DATA_CONFIG)
 def inception_v2(
-    num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5,
+    num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5,
     aux_dropout: float = 0.7,
 ) -> StagedClassifier:
     """Inception-v2 (Table 1) with the plain auxiliary classifier on 5d's output."""
-    return _inception("inception_v2", num_classes, aux_logits, dropout, aux_dropout, bn_aux=False)
+    return _inception("inception_v2", num_classes, in_chans, aux_logits, dropout, aux_dropout, bn_aux=False)
 
 
 @register_model("inception_v3", DATA_CONFIG)
 def inception_v3(
-    num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5,
+    num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5,
     aux_dropout: float = 0.7,
 ) -> StagedClassifier:
     """Inception-v3 (Table 3, last row): Inception-v2 with the BN-auxiliary classifier
     (BatchNorm after its 3200 -> 1024 linear layer). Train it with the ``paper`` recipe
     (RMSProp, label smoothing) to match the paper's final model."""
-    return _inception("inception_v3", num_classes, aux_logits, dropout, aux_dropout, bn_aux=True)
+    return _inception("inception_v3", num_classes, in_chans, aux_logits, dropout, aux_dropout, bn_aux=True)

@@ -1,10 +1,13 @@
-"""Building blocks shared by every model: conv-BN-ReLU, the auxiliary heads, initialization."""
+"""Building blocks shared by every model: conv-BN-ReLU, the input check and input transform,
+the auxiliary heads, initialization (docs/architecture.md describes each)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Tuple, Union
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -29,17 +32,102 @@ class ConvBNReLU(nn.Sequential):
         self.out_channels = out_channels
 
 
-def same_padding(kernel_size: Tuple[int, int]) -> Tuple[int, int]:
-    """Padding that keeps the grid of a stride-1 convolution with an odd kernel."""
-    return (kernel_size[0] // 2, kernel_size[1] // 2)
-
-
 class ModelOutput(NamedTuple):
     """What ``forward_with_aux`` returns: the main logits, and one logits tensor per auxiliary
     head in network order (empty when the model was built with ``aux_logits=False``)."""
 
     logits: torch.Tensor
     aux_logits: Tuple[torch.Tensor, ...]
+
+
+# --------------------------------------------------------------------------- input
+
+
+def check_input(x: torch.Tensor, in_chans: int, min_size: int, model_name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is N x ``in_chans`` x H x W with H, W >= ``min_size``.
+
+    Eager mode raises; under ``torch.compile`` / ``torch.export`` the same conditions become
+    ``torch._check`` assertions (they hold on the traced shapes, and a dynamic batch dimension
+    stays dynamic); ``torch.fx`` records the call as one opaque node (see :func:`torch.fx.wrap`
+    where it is called), so symbolic tracing never branches on a traced shape.
+    """
+    if not torch.jit.is_scripting() and torch.compiler.is_compiling():
+        torch._check(x.dim() == 4)
+        torch._check(x.shape[1] == in_chans)
+        torch._check(x.shape[2] >= min_size)
+        torch._check(x.shape[3] >= min_size)
+        return
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        what = "RGB images" if in_chans == 3 else f"{in_chans}-channel images"
+        raise ValueError(
+            f"{model_name} expects a batch of {what} shaped N x {in_chans} x H x W, got "
+            + " x ".join([str(d) for d in x.shape])
+        )
+    if x.shape[2] < min_size or x.shape[3] < min_size:
+        raise ValueError(
+            f"{model_name} needs inputs of at least {min_size}x{min_size} pixels, "
+            f"got {x.shape[2]}x{x.shape[3]}"
+        )
+
+
+@dataclass(frozen=True)
+class InputSpace:
+    """The input a released network's first convolution was trained on, when it is not ours.
+
+    Such a network is given an :class:`InputTransform` that maps our standard input (RGB in
+    [0, 1], normalized with the model's ``data_config.mean/std``) to this space:
+    ``(range * rgb[order] - mean) / std``.
+    """
+
+    order: Tuple[int, int, int]  # input channel c is our channel order[c]: (2, 1, 0) for BGR
+    range: float  # 255 for 0-255 pixels
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+
+
+INPUT_SPACES = {
+    # The Caffe models (BN-Inception as released): BGR, 0-255, per-channel mean subtracted.
+    "caffe_bgr": InputSpace(order=(2, 1, 0), range=255.0, mean=(104.0, 117.0, 128.0), std=(1.0, 1.0, 1.0)),
+}
+
+
+class InputTransform(nn.Module):
+    """A fixed per-channel affine map (with a channel permutation) from our normalized RGB input
+    to a released network's own input space (:class:`InputSpace`).
+
+    It is a layer of its own rather than folded into the first convolution: that convolution
+    pads with zeros *in its own input space*, which no change of its weights alone reproduces.
+    The buffers are not persistent: they follow from the model's options, not its weights.
+    """
+
+    def __init__(self, space: InputSpace, mean: Tuple[float, ...], std: Tuple[float, ...]) -> None:
+        super().__init__()
+        order = list(space.order)
+        weight = [space.range * std[o] / s for o, s in zip(order, space.std)]
+        bias = [(space.range * mean[o] - m) / s for o, m, s in zip(order, space.mean, space.std)]
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.register_buffer("weight", torch.tensor(weight).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("bias", torch.tensor(bias).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.order) * self.weight + self.bias
+
+
+# --------------------------------------------------------------------------- auxiliary heads
+
+
+def aux_pool(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """Avg pool 5x5/3 when that gives exactly ``grid x grid`` (the nominal input size), else
+    adaptive average pooling to ``grid x grid`` (any other size). A leaf of ``torch.fx``
+    graphs (``torch.fx.wrap`` below): the choice depends on the map's size, which symbolic
+    tracing does not know."""
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if min(h, w) >= 5 and (h - 5) // 3 + 1 == grid and (w - 5) // 3 + 1 == grid:
+        return F.avg_pool2d(x, kernel_size=5, stride=3)
+    return F.adaptive_avg_pool2d(x, grid)
+
+
+torch.fx.wrap("aux_pool")
 
 
 class AuxHead(nn.Module):
@@ -63,6 +151,9 @@ class AuxHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(1024, num_classes)
 
+    def get_classifier(self) -> nn.Linear:
+        return self.fc2
+
     def reset_classifier(self, num_classes: int) -> None:
         """A new, freshly initialized last linear layer with ``num_classes`` outputs."""
         self.fc2 = nn.Linear(self.fc2.in_features, num_classes)
@@ -70,11 +161,7 @@ class AuxHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x C x H x W (17 x 17 or 14 x 14 at the nominal size)
-        h, w = x.shape[-2:]
-        if (h - 5) // 3 + 1 == self.grid and (w - 5) // 3 + 1 == self.grid and min(h, w) >= 5:
-            x = F.avg_pool2d(x, kernel_size=5, stride=3)
-        else:
-            x = F.adaptive_avg_pool2d(x, self.grid)
+        x = aux_pool(x, self.grid)
         # N x C x grid x grid
         x = self.conv(x)
         # N x 128 x grid x grid
@@ -83,6 +170,42 @@ class AuxHead(nn.Module):
         x = F.relu(self.bn(self.fc1(x)), inplace=True)
         # N x 1024
         return self.fc2(self.dropout(x))
+
+
+class ConvAuxHead(nn.Module):
+    """The auxiliary classifier of the released Inception-v3 (torchvision's ``InceptionAux``):
+    avg pool 5x5/3 -> 1x1 conv to 128 -> 5x5 conv to 768 -> global average pool -> linear.
+
+    As :class:`AuxHead`, it pools 17 -> 5 at the nominal size and adaptively to 5 x 5 at any
+    other; the 5x5 convolution then leaves a 1 x 1 map.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.grid = 5
+        self.conv0 = ConvBNReLU(in_channels, 128, 1)
+        self.conv1 = ConvBNReLU(128, 768, 5)
+        self.fc = nn.Linear(768, num_classes)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.fc = nn.Linear(self.fc.in_features, num_classes)
+        init_weights(self.fc)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # N x 768 x 17 x 17
+        x = aux_pool(x, self.grid)
+        # N x 768 x 5 x 5
+        x = self.conv1(self.conv0(x))
+        # N x 768 x 1 x 1
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        # N x 768
+        return self.fc(x)
+
+
+# --------------------------------------------------------------------------- initialization
 
 
 def init_weights(model: nn.Module) -> None:
@@ -101,16 +224,3 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def check_input(x: torch.Tensor, min_size: int, model_name: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is N x 3 x H x W with H, W >= ``min_size``."""
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(
-            f"{model_name} expects a batch of RGB images shaped N x 3 x H x W, got {tuple(x.shape)}"
-        )
-    if x.shape[2] < min_size or x.shape[3] < min_size:
-        raise ValueError(
-            f"{model_name} needs inputs of at least {min_size}x{min_size} pixels, "
-            f"got {x.shape[2]}x{x.shape[3]}"
-        )

@@ -1,24 +1,99 @@
 """The frame every model shares: named stages, auxiliary heads attached after named stages,
-global pool -> dropout -> one linear layer, and the forward API.
+global pool -> dropout -> one linear layer, and the forward API (docs/architecture.md).
 
 * ``forward(x)`` always returns the logits, in train and eval mode alike.
 * ``forward_with_aux(x)`` returns :class:`ModelOutput` (``logits``, ``aux_logits``).
 * ``forward_features(x)`` returns the last feature map; ``forward_head(features)`` the logits.
+* ``feature_info`` lists the feature maps at each grid (timm's ``num_chs``, ``reduction``,
+  ``module``); :class:`FeatureListNet` (``create_model(..., features_only=True)``) returns them.
+* ``set_grad_checkpointing()`` recomputes each stage's activations in the backward pass.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
+import torch.fx
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from inception_v2.models.layers import AuxHead, ModelOutput, check_input, init_weights
-from inception_v2.models.registry import DataConfig
+from inception_v2.models.config import DataConfig
+from inception_v2.models.layers import (
+    INPUT_SPACES,
+    AuxHead,
+    ConvAuxHead,
+    InputTransform,
+    ModelOutput,
+    check_input,
+    init_weights,
+)
+
+# The input check is one opaque node of torch.fx graphs: symbolic tracing cannot branch on shapes.
+torch.fx.wrap("check_input")
+
+
+class FeatureInfo(list):
+    """One dict per feature map, in network order: ``num_chs`` (channels), ``reduction``
+    (nominal stride from the input: 2, 4, 8, 16, 32) and ``module`` (the qualified name of the
+    stage that produces it, usable as a ``return_nodes`` key of torchvision's
+    ``create_feature_extractor``). As timm's ``feature_info``."""
+
+    def channels(self) -> List[int]:
+        return [f["num_chs"] for f in self]
+
+    def reduction(self) -> List[int]:
+        return [f["reduction"] for f in self]
+
+    def module_name(self) -> List[str]:
+        return [f["module"] for f in self]
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
+    """BatchNorm running statistics left untouched for the block: the recomputation of a
+    checkpointed stage in the backward pass must not update them a second time."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(bns, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
+def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``stage(x)`` whose activations are recomputed in the backward pass instead of kept
+    (``torch.utils.checkpoint``, non-reentrant). The gradients are the same; so are the
+    BatchNorm running statistics, which the recomputation does not update again."""
+    return checkpoint(
+        stage, x, use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_stats(stage)),
+    )  # fmt: skip
+
+
+def _first_conv_name(module: nn.Module) -> str:
+    return next(name for name, m in module.named_modules() if isinstance(m, nn.Conv2d))
 
 
 class StagedClassifier(nn.Module):
+    """A classifier made of named stages (``features``), auxiliary heads reading named stages,
+    and a global-pool -> dropout -> linear head.
+
+    ``feature_points``: ``(stage name, nominal reduction)`` of each feature map (the last stage
+    at each grid). ``input_space``: the name of a released network's own input space (see
+    :data:`~inception_v2.models.layers.INPUT_SPACES`), reached from our standard input by an
+    :class:`~inception_v2.models.layers.InputTransform`; None for our own networks.
+    ``arch_options``: the keyword arguments of ``create_model`` that shape the network
+    (recorded in checkpoints and release files, so the same network is rebuilt).
+    """
+
     def __init__(
         self,
         name: str,
@@ -26,24 +101,55 @@ class StagedClassifier(nn.Module):
         num_features: int,
         num_classes: int,
         dropout: float,
-        aux_heads: Dict[str, AuxHead],
+        aux_heads: Dict[str, nn.Module],
         data_config: DataConfig,
+        feature_points: Sequence[Tuple[str, int]] = (),
+        in_chans: int = 3,
+        input_space: Optional[str] = None,
+        arch_options: Optional[Dict[str, Any]] = None,
     ) -> None:
         super().__init__()
         unknown = set(aux_heads) - set(stages)
         if unknown:
             raise ValueError(f"auxiliary heads attached to unknown stages {sorted(unknown)}")
+        if input_space is not None and input_space not in INPUT_SPACES:
+            raise ValueError(f"unknown input_space {input_space!r}; known: {', '.join(sorted(INPUT_SPACES))}")
+        if input_space is not None and in_chans != 3:
+            raise ValueError(f"input_space {input_space!r} maps RGB input and needs in_chans=3, got {in_chans}")
         self.name = name
         self.data_config = data_config
         self.num_classes = num_classes
         self.num_features = num_features
+        self.in_chans = in_chans
+        self.min_input_size = data_config.min_input_size
+        self.arch_options: Dict[str, Any] = dict(arch_options or {})
+        self.grad_checkpointing = False
+        if input_space is None:
+            self.input_transform: nn.Module = nn.Identity()
+        else:
+            self.input_transform = InputTransform(INPUT_SPACES[input_space], data_config.mean, data_config.std)
         self.features = nn.Sequential(stages)
         # Keyed by the stage whose output feeds the head; kept in network order.
         self.aux_heads = nn.ModuleDict((k, aux_heads[k]) for k in stages if k in aux_heads)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(num_features, num_classes)
+        self.feature_info = self._feature_info(feature_points)
+        self.first_conv = "features." + _first_conv_name(self.features)
         init_weights(self)
+
+    def _feature_info(self, points: Sequence[Tuple[str, int]]) -> FeatureInfo:
+        channels, c = {}, self.in_chans
+        for name, stage in self.features.named_children():
+            c = getattr(stage, "out_channels", c)  # pools keep their input's channels
+            channels[name] = c
+        missing = [name for name, _ in points if name not in channels]
+        if missing:
+            raise ValueError(f"feature points name unknown stages {missing}")
+        return FeatureInfo(
+            {"num_chs": channels[name], "reduction": reduction, "module": f"features.{name}"}
+            for name, reduction in points
+        )
 
     @property
     def aux_logits(self) -> bool:
@@ -64,20 +170,30 @@ class StagedClassifier(nn.Module):
             head.reset_classifier(num_classes)
         self.num_classes = num_classes
 
-    def stage_names(self) -> List[str]:
-        return [name for name, _ in self.features.named_children()]
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage's activations during the backward pass instead of keeping them
+        (``torch.utils.checkpoint``): the same gradients and BatchNorm statistics for less
+        memory and about one more forward pass of compute. Only in training mode."""
+        self.grad_checkpointing = bool(enable)
 
     def _run_stages(self, x: torch.Tensor, with_aux: bool) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
-        check_input(x, self.data_config.min_input_size, self.name)
+        check_input(x, self.in_chans, self.min_input_size, self.name)
+        x = self.input_transform(x)
+        ckpt = self.grad_checkpointing and self.training
         aux: List[torch.Tensor] = []
         for name, stage in self.features.named_children():
-            x = stage(x)
+            x = _checkpointed(stage, x) if ckpt else stage(x)
             if with_aux and name in self.aux_heads:
                 aux.append(self.aux_heads[name](x))
         return x, tuple(aux)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run_stages(x, with_aux=False)[0]
+        """The last feature map (N x num_features x h x w)."""
+        if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+            return self._run_stages(x, with_aux=False)[0]
+        check_input(x, self.in_chans, self.min_input_size, self.name)
+        return self.features(self.input_transform(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.avgpool(features), 1)  # N x num_features
@@ -86,7 +202,84 @@ class StagedClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    @torch.jit.ignore
     def forward_with_aux(self, x: torch.Tensor) -> ModelOutput:
         """Logits and every auxiliary head's logits (in network order), in any mode."""
         features, aux = self._run_stages(x, with_aux=True)
         return ModelOutput(self.forward_head(features), aux)
+
+
+class FeatureListNet(nn.Module):
+    """The stages of a :class:`StagedClassifier` up to its last wanted feature map, returning
+    the list of maps (``create_model(name, features_only=True, out_indices=...)``).
+
+    ``out_indices`` index the model's ``feature_info`` (negative from the end); the maps come
+    back in network order and ``feature_info`` describes them. The weights keep the
+    classifier's names (``features.*``), so a classifier's state dict loads with
+    ``strict=False`` (the heads are left out).
+    """
+
+    def __init__(self, model: StagedClassifier, out_indices: Optional[Sequence[int]] = None) -> None:
+        super().__init__()
+        n = len(model.feature_info)
+        if n == 0:
+            raise ValueError(f"{model.name} lists no feature maps")
+        indices = list(range(n)) if out_indices is None else [int(i) for i in out_indices]
+        if not indices:
+            raise ValueError("out_indices is empty")
+        bad = [i for i in indices if not -n <= i < n]
+        if bad:
+            raise ValueError(f"out_indices {bad} out of range: {model.name} has {n} feature maps (0 to {n - 1})")
+        indices = [i % n for i in indices]
+        if len(set(indices)) != len(indices):
+            raise ValueError(f"out_indices {list(out_indices or [])} repeats a feature map")
+        indices = sorted(indices)
+        names = [name for name, _ in model.features.named_children()]
+        wanted = [names.index(model.feature_info[i]["module"][len("features."):]) for i in indices]
+        self.name = model.name
+        self.data_config = model.data_config
+        self.in_chans = model.in_chans
+        self.min_input_size = model.min_input_size
+        self.arch_options = dict(model.arch_options)
+        self.out_indices: List[int] = indices
+        self.grad_checkpointing = model.grad_checkpointing
+        self.input_transform = model.input_transform
+        self.features = nn.Sequential(OrderedDict(list(model.features.named_children())[: max(wanted) + 1]))
+        self.stage_indices: List[int] = wanted
+        self.feature_info = FeatureInfo(dict(model.feature_info[i]) for i in indices)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = bool(enable)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        check_input(x, self.in_chans, self.min_input_size, self.name)
+        x = self.input_transform(x)
+        if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+            return self._forward_checkpointed(x)
+        out: List[torch.Tensor] = []
+        for i, stage in enumerate(self.features):
+            x = stage(x)
+            if i in self.stage_indices:
+                out.append(x)
+        return out
+
+    @torch.jit.ignore
+    def _forward_checkpointed(self, x: torch.Tensor) -> List[torch.Tensor]:
+        out: List[torch.Tensor] = []
+        for i, stage in enumerate(self.features):
+            x = _checkpointed(stage, x)
+            if i in self.stage_indices:
+                out.append(x)
+        return out
+
+
+def make_aux_heads(kind: str, after: Sequence[Tuple[str, int]], num_classes: int, **kwargs) -> Dict[str, nn.Module]:
+    """Auxiliary heads reading the stages named in ``after`` (``(stage, channels)``): ``"fc"``
+    is :class:`AuxHead` (``grid``, ``dropout``, ``batch_norm`` in ``kwargs``), ``"conv"`` is
+    :class:`ConvAuxHead`."""
+    if kind == "fc":
+        return {name: AuxHead(c, num_classes, **kwargs) for name, c in after}
+    if kind == "conv":
+        return {name: ConvAuxHead(c, num_classes) for name, c in after}
+    raise ValueError(f"unknown auxiliary head kind {kind!r}")

@@ -1,63 +1,46 @@
 """One registry for every model: ``register_model``, ``list_models``, ``create_model``.
 
-Each model also carries a :class:`DataConfig` (input size, resize size, normalization,
-smallest accepted input), which the data and training code read instead of hard-coding sizes.
+Each model also carries a :class:`~inception_v2.models.config.DataConfig` (input size, resize
+size, normalization, smallest accepted input), which the data and training code read instead of
+hard-coding sizes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import inspect
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from torch import nn
 
 from inception_v2.errors import UsageError
+from inception_v2.models.config import DataConfig
+from inception_v2.models.network import FeatureListNet
+from inception_v2.models.weights import load_pretrained, resolve_pretrained
 
-
-@dataclass(frozen=True)
-class DataConfig:
-    """How a model wants its images: the source's pipeline resizes the shorter side to
-    ``resize_size`` and crops ``input_size`` (random in training, centre in evaluation)."""
-
-    input_size: int  # side of the square crop the network sees
-    resize_size: int  # shorter side after resizing, before the crop
-    min_input_size: int  # smallest side the network accepts (every stage keeps >= 1 pixel)
-    mean: Tuple[float, float, float] = (0.5, 0.5, 0.5)  # the source normalizes to [-1, 1]
-    std: Tuple[float, float, float] = (0.5, 0.5, 0.5)
-
-    def __post_init__(self) -> None:
-        if self.input_size < self.min_input_size:
-            raise ValueError(
-                f"input size {self.input_size} is below this model's minimum {self.min_input_size}"
-            )
-        if self.resize_size < self.input_size:
-            raise ValueError(
-                f"resize size {self.resize_size} is smaller than the crop {self.input_size}"
-            )
-
-    def with_input_size(self, input_size: int, resize_size: Optional[int] = None) -> "DataConfig":
-        """The same pipeline at another crop size; the resize keeps its ratio to the crop
-        unless given (e.g. 299 -> 384 becomes 224 -> 288; pass 256 for the source's 256 -> 224)."""
-        if resize_size is None:
-            resize_size = round(input_size * self.resize_size / self.input_size)
-        return replace(self, input_size=input_size, resize_size=resize_size)
-
+__all__ = ["DataConfig", "create_model", "get_data_config", "list_models", "model_options", "register_model"]
 
 ModelBuilder = Callable[..., nn.Module]
 _MODELS: Dict[str, ModelBuilder] = {}
 _DATA_CONFIGS: Dict[str, DataConfig] = {}
 
+# Arguments create_model itself handles; every builder takes the first two.
+_COMMON = ("num_classes", "in_chans")
+
 
 def register_model(name: str, data_config: DataConfig) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator adding a model builder and its data config to the registry under ``name``.
 
-    The builder takes ``num_classes``, ``aux_logits`` and model-specific keywords and must
-    return a model whose ``data_config`` attribute is ``data_config``.
+    The builder takes ``num_classes``, ``in_chans``, ``aux_logits`` and model-specific keywords
+    and must return a model whose ``data_config`` attribute is ``data_config``.
     """
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
+        params = inspect.signature(builder).parameters
+        missing = [p for p in _COMMON if p not in params]
+        if missing:
+            raise TypeError(f"the builder of {name} must take {', '.join(missing)}")
         _MODELS[name] = builder
         _DATA_CONFIGS[name] = data_config
         return builder
@@ -75,36 +58,74 @@ def list_models() -> List[str]:
     return sorted(_MODELS)
 
 
+def model_options(name: str) -> List[str]:
+    """The keyword arguments ``create_model(name, ...)`` accepts beyond ``num_classes``,
+    ``in_chans``, ``pretrained`` and ``features_only``: the builder's own (``aux_logits``,
+    ``dropout``...) and ``out_indices``."""
+    _check_name(name)
+    own = [p for p in inspect.signature(_MODELS[name]).parameters if p not in _COMMON]
+    return own + ["out_indices"]
+
+
 def create_model(
     name: str,
     num_classes: int = 1000,
-    aux_logits: bool = True,
-    dropout: Optional[float] = None,
+    in_chans: int = 3,
     pretrained: Any = None,
-    **kwargs,
+    features_only: bool = False,
+    **model_kwargs: Any,
 ) -> nn.Module:
-    """Build a registered model. ``dropout=None`` keeps the model's own default.
+    """Build a registered model.
 
-    ``pretrained`` initializes the weights from a training checkpoint (``.pt``), a
-    ``.safetensors`` file, a release folder or a state dict; when its class count differs from
-    ``num_classes`` the classifiers are re-initialized (with a one-line note).
+    * ``num_classes``: width of the classifier (and of each auxiliary head).
+    * ``in_chans``: input channels; the first convolution is built for them (pretrained RGB
+      weights are adapted: summed for 1 channel, repeated and rescaled for more).
+    * ``pretrained``: initial weights, from a training checkpoint (``.pt``: the weights the run
+      selected on), a ``.safetensors`` file, a release folder (``model.safetensors`` +
+      ``config.json``, written by ``inception-v2 export --format safetensors``), a state dict
+      (ours, or a published release's own), a published release's name or ``True`` (this
+      model's default release, downloaded once and checked against its hash; see
+      :data:`inception_v2.models.weights.RELEASES`). When its class count differs from
+      ``num_classes`` the classifiers are re-initialized, with a one-line note. A release's
+      architecture options (e.g. GoogLeNet-BN's Caffe pooling) apply unless given here.
+    * ``features_only``: a :class:`~inception_v2.models.network.FeatureListNet` returning the
+      feature map at each grid (``out_indices`` selects among ``feature_info``).
+    * ``model_kwargs``: the model's own options (``aux_logits``, ``dropout``, ``aux_dropout``...;
+      :func:`model_options` lists them; ``dropout=None`` keeps the model's default). An unknown
+      keyword is a ``TypeError`` naming the accepted ones.
+
     An unknown name raises :class:`UsageError` (a ``ValueError``) listing the available models.
     """
     _check_name(name)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if dropout is not None:
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        kwargs["dropout"] = dropout
-    model = _MODELS[name](num_classes=num_classes, aux_logits=aux_logits, **kwargs)
-    if pretrained is not None:
-        # deploy.load reads checkpoints and release files; it imports this package, hence here.
-        from inception_v2.deploy.load import read_state_dict
-        from inception_v2.models.weights import load_pretrained
-
-        source = "the given state dict" if isinstance(pretrained, dict) else str(pretrained)
-        load_pretrained(model, read_state_dict(pretrained), source)
+    accepted = model_options(name)
+    unknown = sorted(set(model_kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"create_model() got unexpected keyword argument(s) {', '.join(map(repr, unknown))} for {name}; "
+            f"accepted: num_classes, in_chans, pretrained, features_only, {', '.join(accepted)}"
+        )
+    out_indices: Optional[Sequence[int]] = model_kwargs.pop("out_indices", None)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices applies with features_only=True only")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be an integer >= 1, got {in_chans!r}")
+    if "dropout" in model_kwargs:
+        dropout = model_kwargs.pop("dropout")
+        if dropout is not None:
+            if not 0.0 <= dropout < 1.0:
+                raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            model_kwargs["dropout"] = dropout
+    source = None
+    if pretrained is not None and pretrained is not False:
+        source = resolve_pretrained(name, pretrained)
+        model_kwargs = {**source.arch_options, **model_kwargs}
+    model = _MODELS[name](num_classes=num_classes, in_chans=in_chans, **model_kwargs)
+    if source is not None:
+        load_pretrained(model, source.state_dict, source.description)
+    if features_only:
+        model = FeatureListNet(model, out_indices)
     return model
 
 
