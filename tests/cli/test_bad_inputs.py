@@ -50,7 +50,7 @@ CASES = [
     ("predict-empty-image", "predict --checkpoint {run}/best.pt {empty_jpg}", 2, "{empty_jpg}"),
     ("predict-decompression-bomb", "predict --checkpoint {run}/best.pt {bomb}", 2, "{bomb}"),
     # -- absurd sizes and values
-    ("summary-absurd-classes", "summary --model googlenet_bn --num-classes 100000000", 2, "--num-classes"),
+    ("summary-absurd-classes", "summary --model googlenet_bn --num-classes 10000000000", 2, "--num-classes"),
     ("summary-tiny-image", "summary --model inception_v2 --image-size 8", 2, "75"),
     ("train-zero-batch", TRAIN + " --data {data} --out {tmp}/r --batch-size 0", 2, "batch"),
     ("train-negative-epochs", TRAIN + " --data {data} --out {tmp}/r --epochs -1", 2, "epochs"),
