@@ -110,12 +110,14 @@ class RunData:
 
 def build_data(
     prepared: Path, data_cfg: DataConfig, batch_size: int, workers: int, seed: int,
-    info: DistInfo, device: torch.device,
+    info: DistInfo, device: torch.device, auto_augment: str = "none", random_erasing: float = 0.0,
 ) -> RunData:
     """Datasets and loaders of the three splits; :class:`UsageError` for an empty split or a
-    train split smaller than one global batch."""
+    train split smaller than one global batch. ``auto_augment`` and ``random_erasing``: see
+    :func:`~inception_v2.data.train_transform`."""
     # uint8 out of the workers; the engine normalizes on the device (inception_v2.data.normalize)
-    train = VOCCrops(prepared, "train", train_transform(data_cfg, normalize=False))
+    train_tf = train_transform(data_cfg, normalize=False, auto_augment=auto_augment, random_erasing=random_erasing)
+    train = VOCCrops(prepared, "train", train_tf)
     val = VOCCrops(prepared, "val", eval_transform(data_cfg, normalize=False))
     test = VOCCrops(prepared, "test", eval_transform(data_cfg, normalize=False))
     for ds in (train, val, test):
