@@ -43,7 +43,8 @@ class TensorBoardLog:
 
     def epoch(self, step: int, row: Mapping[str, float]) -> None:
         for key, value in row.items():
-            self.writer.add_scalar(f"epoch/{key}", value, step)
+            if key != "epoch":
+                self.writer.add_scalar(f"epoch/{key}", value, step)
         self.writer.flush()
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -169,7 +170,10 @@ def train_one_epoch(
             ema.update_parameters(model)
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
-            scheduler.step()
+            with warnings.catch_warnings():
+                # a step the fp16 grad scaler skipped (inf/NaN gradients) still advances the schedule
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                scheduler.step()
         step += 1
         if on_step is not None:
             on_step(step_offset + step)

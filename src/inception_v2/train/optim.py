@@ -110,10 +110,11 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> List[Dict[str, Any]]:
     """The trainable parameters in optimizer groups.
 
     One group when there is neither weight decay nor a head lr (the seed recipe, as before).
-    Otherwise up to four, named ``{features,head}/{decay,no_decay}``: weight decay only on the
-    weights of convolutions and linear layers, never on BatchNorm parameters or biases (as
-    TensorFlow's Inception code regularized only conv and fc weights), and ``head_lr`` on the
-    classifier head(s) (:mod:`inception_v2.train.finetune`).
+    With weight decay, ``decay`` and ``no_decay``: weight decay only on the weights of
+    convolutions and linear layers, never on BatchNorm parameters or biases (as TensorFlow's
+    Inception code regularized only conv and fc weights). With ``head_lr``, each of those is split
+    into ``features/...`` and ``head/...``, the latter at ``head_lr`` (the classifier head(s),
+    :mod:`inception_v2.train.finetune`). Each group's ``name`` says which it is.
     """
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not trainable:
@@ -130,7 +131,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> List[Dict[str, Any]]:
     for _, p in trainable:
         part = "head" if id(p) in heads else "features"
         decay = "no_decay" if id(p) in no_decay else "decay"
-        name = f"{part}/{decay}"
+        name = "/".join(([part] if cfg.head_lr is not None else []) + ([decay] if cfg.weight_decay > 0 else []))
         if name not in groups:
             groups[name] = {
                 "name": name,
