@@ -22,19 +22,25 @@ from typing import Mapping
 from inception_v2.errors import UsageError
 
 
+def summary_writer_class():
+    """:class:`torch.utils.tensorboard.SummaryWriter`, or a :class:`UsageError` saying how to
+    install tensorboard (checked before a run starts)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UsageError(
+            "--tensorboard needs the tensorboard package: pip install 'inception-v2[tensorboard]' "
+            "(or pip install tensorboard)"
+        ) from None
+    return SummaryWriter
+
+
 class TensorBoardLog:
     """The scalars of one run; :meth:`close` when done."""
 
     def __init__(self, run_dir: Path, purge_step: int = 0) -> None:
         """``purge_step``: drop the events from this step on (a resumed run's first step)."""
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise UsageError(
-                "--tensorboard needs the tensorboard package: pip install 'inception-v2[tensorboard]' "
-                "(or pip install tensorboard)"
-            ) from None
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step or None)
+        self.writer = summary_writer_class()(log_dir=str(run_dir), purge_step=purge_step or None)
 
     def train_point(self, step: int, loss: float, lr: float, images_per_s: float) -> None:
         self.writer.add_scalar("train/loss", loss, step)

@@ -39,7 +39,7 @@ from inception_v2.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from inception_v2.train.board import TensorBoardLog
+from inception_v2.train.board import TensorBoardLog, summary_writer_class
 from inception_v2.train.config import TrainConfig, changed_fields, flag_name
 from inception_v2.train.data import build_data, resolve_prepared
 from inception_v2.train.finetune import freeze_features
@@ -383,6 +383,8 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     if cfg.sync_bn and device.type != "cuda":
         raise UsageError("--sync-bn needs CUDA devices (SyncBatchNorm does not run on CPU)")
     fault_at = dist_utils.fault_step()
+    if cfg.tensorboard and info.is_main:
+        summary_writer_class()  # a missing package is an error now, not after the data is ready
 
     # -- resume state (read by rank 0, sent to the others: nodes need not share a filesystem)
     def read_state() -> Optional[Dict[str, Any]]:
