@@ -170,7 +170,7 @@ def test_a_voc_root_is_prepared_into_a_cache_first(sample_devkit, tmp_path):
 def test_cuda_defaults_on_the_cpu_bf16_channels_last_compiled(prepared_sample, tmp_path, monkeypatch):
     """The CUDA defaults (bf16 autocast, channels_last) and --compile also run on the CPU.
     The aot_eager backend captures the forward and backward graphs as inductor would, without
-    its minutes of C++ compilation (tests/train/test_slow.py runs inductor)."""
+    its minutes of C++ compilation (the slow test below runs inductor)."""
     compiled, real_compile = [], torch.compile
 
     def spy(module, **kwargs):
@@ -189,3 +189,15 @@ def test_cuda_defaults_on_the_cpu_bf16_channels_last_compiled(prepared_sample, t
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     want = create_model("googlenet_bn", num_classes=20).state_dict()
     assert set(state["model"]) == set(want)  # the raw module's keys, no "_orig_mod." prefix
+
+
+@pytest.mark.slow
+def test_compile_with_inductor_on_the_cpu(prepared_sample, tmp_path):
+    """--compile with its default backend, inductor, on the CPU: minutes of C++ compilation
+    (about 4 on two shared cores), hence slow."""
+    out = tmp_path / "inductor"
+    fit(tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True), log=quiet,
+        progress=False)  # fmt: skip
+    state = load_checkpoint(out / "last.pt")
+    assert state["config"]["compile_backend"] == "inductor"
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
