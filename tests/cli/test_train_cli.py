@@ -18,13 +18,15 @@ def _train(capsys, *args):
 
 
 def test_missing_data_dir(tmp_path, capsys):
-    code, err = _train(capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"))
+    code, err = _train(capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "nope"), "--out",
+                       str(tmp_path / "r"))  # fmt: skip
     assert code == 2 and err.startswith("error: ") and "does not exist" in err and len(err.splitlines()) == 1
 
 
 def test_data_dir_that_is_neither_prepared_nor_voc(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
-    code, err = _train(capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "junk"), "--out", str(tmp_path / "r"))
+    code, err = _train(capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "junk"), "--out",
+                       str(tmp_path / "r"))  # fmt: skip
     assert code == 2 and "neither a prepared directory" in err
 
 

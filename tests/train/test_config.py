@@ -104,7 +104,8 @@ def test_dict_round_trip_and_unknown_key():
 @pytest.mark.parametrize(
     "key, value, words",
     [("epochs", "ten", "an integer"), ("epochs", 2.5, "an integer"), ("amp", "yes", "true or false"),
-     ("lr", "fast", "a number"), ("lr", True, "a number"), ("model", 3, "a string"), ("epochs", None, "cannot be none")],
+     ("lr", "fast", "a number"), ("lr", True, "a number"), ("model", 3, "a string"),
+     ("epochs", None, "cannot be none")],
 )  # fmt: skip
 def test_wrong_types_are_errors_naming_the_key(key, value, words):
     with pytest.raises(UsageError, match=words) as e:

@@ -154,9 +154,8 @@ def test_paper_recipe_runs_with_ema_momentum_weight_decay_and_clipping(prepared_
     ema_result = evaluate(inception_v2.load_model(out / "last.pt"), loader, **kw)
     raw_result = evaluate(inception_v2.load_model(out / "last.pt", weights="model"), loader, **kw)
     row = state["history"][-1]
-    assert ema_result.loss == pytest.approx(row["val_loss"], rel=1e-6)
-    assert ema_result.acc1 == pytest.approx(row["val_acc1"])
-    assert raw_result.loss != pytest.approx(row["val_loss"], rel=1e-4)
+    assert (ema_result.loss, ema_result.acc1) == (pytest.approx(row["val_loss"], rel=1e-9), row["val_acc1"])
+    assert abs(raw_result.loss - row["val_loss"]) > 1e-6  # the same evaluation of the raw weights differs
 
 
 def test_a_voc_root_is_prepared_into_a_cache_first(sample_devkit, tmp_path):

@@ -90,7 +90,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="options from a JSON or YAML file (keys: the option names with underscores); "
                    "flags override it")  # fmt: skip
     p.add_argument("--resume", action="store_true",
-                   help="continue from RUN_DIR/last.pt (a new run if there is none; automatic after a torchrun restart)")
+                   help="continue from RUN_DIR/last.pt (a new run if there is none; automatic after a torchrun "
+                   "restart)")  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="progress bar (--no-progress: one line per epoch only)")  # fmt: skip
     add_config_flags(p)

@@ -104,7 +104,10 @@ def normalize(images: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
     return v2.Compose(_float_steps(cfg))(images)
 
 
-def batch_mix(mixup: float, cutmix: float, num_classes: int) -> Optional[Callable[..., Tuple[torch.Tensor, torch.Tensor]]]:
+BatchMix = Callable[..., Tuple[torch.Tensor, torch.Tensor]]
+
+
+def batch_mix(mixup: float, cutmix: float, num_classes: int) -> Optional[BatchMix]:
     """``(images, labels) -> (mixed images, soft labels)`` for a float batch: ``v2.MixUp`` with
     ``alpha = mixup``, ``v2.CutMix`` with ``alpha = cutmix``, one of the two at random per batch
     when both are > 0; None when both are 0. The labels come back as ``N x num_classes``

@@ -116,14 +116,15 @@ class TrainConfig:
     # optimisation
     optimizer: str = _opt("adam", "optimization", "adam, adamw (decoupled weight decay), sgd or rmsprop-tf "
                           "(RMSProp as TensorFlow: epsilon inside the square root)", choices=OPTIMIZERS)  # fmt: skip
-    lr: float = _opt(1e-3, "optimization", "learning rate; the paper recipe's is per 32 images and scales with the batch unless given")
+    lr: float = _opt(1e-3, "optimization", "learning rate; the paper recipe's is per 32 images and scales with the "
+                     "batch unless given")  # fmt: skip
     momentum: float = _opt(0.9, "optimization", "momentum of sgd and rmsprop-tf; beta1 of adam and adamw")
     nesterov: bool = _opt(False, "optimization", "Nesterov momentum (sgd)")
     weight_decay: float = _opt(0.0, "optimization", "L2 penalty on convolution and linear weights, never on "
                                "BatchNorm parameters or biases (adamw: decoupled)")  # fmt: skip
     grad_clip_norm: Optional[float] = _opt(None, "optimization", "clip the global gradient norm to this")
-    grad_accum_steps: int = _opt(1, "optimization", "accumulate the gradients of this many batches per step: "
-                                 "the result of a batch this many times larger (up to BatchNorm statistics)")  # fmt: skip
+    grad_accum_steps: int = _opt(1, "optimization", "accumulate the gradients of this many batches per step: the "
+                                 "result of a batch this many times larger (up to BatchNorm statistics)")  # fmt: skip
     ema_decay: Optional[float] = _opt(None, "optimization", "evaluate, select and deploy an exponential moving "
                                       "average of the weights with this decay per step")  # fmt: skip
     # schedule
@@ -401,7 +402,8 @@ def build_config(recipe: Optional[str], given: Mapping[str, Any]) -> TrainConfig
     values.update(given)
     reference = RECIPES[recipe].get("lr_reference_batch")
     if reference and "lr" not in given:
-        batch = coerce("batch_size", values["batch_size"]) * coerce("grad_accum_steps", values.get("grad_accum_steps", 1))
+        accum = coerce("grad_accum_steps", values.get("grad_accum_steps", 1))
+        batch = coerce("batch_size", values["batch_size"]) * accum
         values["lr"] = RECIPES[recipe]["lr"] * batch / reference
     for name in ("model", "data", "out"):
         if values.get(name) is None:

@@ -31,6 +31,7 @@ from inception_v2.locking import exclusive
 from inception_v2.models import DataConfig, ModelOutput, create_model
 from inception_v2.summary import count_macs, count_params
 from inception_v2.train import distributed as dist_utils
+from inception_v2.train.board import TensorBoardLog, summary_writer_class
 from inception_v2.train.checkpoint import (
     data_config_dict,
     load_checkpoint,
@@ -39,7 +40,6 @@ from inception_v2.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from inception_v2.train.board import TensorBoardLog, summary_writer_class
 from inception_v2.train.config import TrainConfig, changed_fields, flag_name
 from inception_v2.train.data import build_data, resolve_prepared
 from inception_v2.train.finetune import freeze_features
@@ -321,7 +321,9 @@ def _resume_check(state: Dict[str, Any], cfg: TrainConfig, path: Path) -> None:
         raise UsageError(f"cannot resume {path} with other settings ({detail})")
 
 
-def fit(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print, progress: bool = True) -> Dict[str, Any]:
+def fit(
+    cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print, progress: bool = True
+) -> Dict[str, Any]:
     """Train ``cfg.model`` per ``cfg``; returns the content of ``summary.json``.
 
     Writes (rank 0 only) ``config.json``, ``metrics.csv`` (a row per epoch), ``last.pt`` after
@@ -390,7 +392,9 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     def read_state() -> Optional[Dict[str, Any]]:
         if last_path.is_file():
             if not resume:
-                raise UsageError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
+                raise UsageError(
+                    f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
+                )
             saved = load_checkpoint(last_path)
             _resume_check(saved, cfg, last_path)
             return saved
@@ -446,7 +450,8 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     if state is not None:
         _restore(state, last_path, model, optimizer, scaler, ema)
         start_epoch, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
-        log(f"resuming {out} after epoch {start_epoch} (best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})")
+        log(f"resuming {out} after epoch {start_epoch} "
+            f"(best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})")  # fmt: skip
         del state
     scheduler.set_step(start_epoch * steps_per_epoch)  # the lr is a function of the step alone
 
@@ -462,11 +467,13 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     if info.is_main:
         write_json(out / "config.json", cfg.to_dict())
         if cfg.tensorboard:
-            board = stack.enter_context(contextlib.closing(TensorBoardLog(out, purge_step=start_epoch * steps_per_epoch + 1)))
+            board = TensorBoardLog(out, purge_step=start_epoch * steps_per_epoch + 1)
+            stack.enter_context(contextlib.closing(board))
     log(
         f"{cfg.model} ({cfg.recipe} recipe) on {prepared}: {len(data.train)} train / {len(data.val)} val / "
         f"{len(data.test)} test crops at {data_cfg.input_size}px; {params:,} parameters; "
-        f"{info.world_size} process(es) on {device.type}, batch {cfg.batch_size} and {cfg.num_workers()} loader workers each"
+        f"{info.world_size} process(es) on {device.type}, batch {cfg.batch_size} and {cfg.num_workers()} "
+        "loader workers each"
         + (f", {cfg.grad_accum_steps} batches per step" if cfg.grad_accum_steps > 1 else "")
     )
 
@@ -508,7 +515,8 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
             ckpt = {
                 "model_name": cfg.model, "num_classes": num_classes, "classes": data.classes,
                 "aux_logits": aux, "data_config": data_config_dict(data_cfg), "config": cfg.to_dict(),
-                "epoch": epoch + 1, "history": history, "best": best, **_training_state(model, optimizer, scheduler, scaler, ema),
+                "epoch": epoch + 1, "history": history, "best": best,
+                **_training_state(model, optimizer, scheduler, scaler, ema),
             }  # fmt: skip
             save_checkpoint(last_path, ckpt)
             if improved:
@@ -573,7 +581,9 @@ def _epoch_line(row: Dict[str, float], epochs: int, improved: bool) -> str:
     )
 
 
-def make_summary(cfg: TrainConfig, history: List[Dict[str, float]], params: int, macs: int, image_size: int) -> Dict[str, Any]:
+def make_summary(
+    cfg: TrainConfig, history: List[Dict[str, float]], params: int, macs: int, image_size: int
+) -> Dict[str, Any]:
     """``summary.json``: the honest figures (selected on val) and the source's (best on test)."""
     if not history:
         raise UsageError("no epoch was trained")
