@@ -117,6 +117,9 @@ def test_coercion_of_flag_strings_and_yaml_numbers():
     assert coerce("lr", "1e-3") == 1e-3 and coerce("lr", 1) == 1.0 and isinstance(coerce("lr", 1), float)
     assert coerce("epochs", "7") == 7
     assert coerce("ema_decay", "none") is None and coerce("image_size", "None") is None
+    from pathlib import Path
+
+    assert resolve_config("seed", model="googlenet_bn", data=Path("d"), out=Path("runs") / "x").out == str(Path("runs/x"))
 
 
 def test_a_config_written_before_the_new_options_reads_as_it_ran():

@@ -313,8 +313,8 @@ def coerce(name: str, value: Any) -> Any:
             return value
         raise wrong
     if base is str:
-        if isinstance(value, str):
-            return value
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)  # a Path where a path is wanted
         raise wrong
     if isinstance(value, bool):
         raise wrong
