@@ -142,10 +142,12 @@ def train_one_epoch(
     start = time.perf_counter()
     step, logged, logged_at = 0, torch.zeros(2, dtype=torch.float64, device=device), start
     for i, (x, y) in enumerate(bar):
-        x, y = _to_device(x, y, device, channels_last, data_cfg)
+        x, y = _to_device(x, y, device, channels_last and mix is None, data_cfg)
         target = y
         if mix is not None:
             x, target = mix(x, y)  # after normalization: mixing uint8 pixels would round them
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
         first, last = i % accum_steps == 0, (i + 1) % accum_steps == 0
         with no_sync() if (no_sync is not None and not last) else contextlib.nullcontext():
             with _autocast(device, amp_dtype):
