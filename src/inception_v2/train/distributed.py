@@ -69,6 +69,19 @@ def restart_count() -> int:
         raise UsageError(f"bad {RESTART_ENV} environment variable: {value!r}") from None
 
 
+SHARED_STORE_NOTE = (
+    "note: this torchrun shares its rendezvous store with the restarted workers, where keys of the "
+    "failed attempt can linger and break the new process group (a known PyTorch race); if it fails "
+    "to connect, launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 (docs/training.md, Elastic runs)"
+)
+
+
+def shares_agent_store() -> bool:
+    """Whether torchrun hands its own (rendezvous) TCP store to the workers, which it keeps
+    across restarts (``TORCHELASTIC_USE_AGENT_STORE``)."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "") == "True"
+
+
 def fault_step() -> Optional[int]:
     """The global step of :data:`FAULT_ENV` when it applies to this process: rank 0, first
     attempt (restart count 0). None otherwise."""

@@ -338,17 +338,23 @@ def fit(
     info = dist_utils.env_info()
     device = dist_utils.resolve_device(cfg.device, info)
     owns_group = info.is_distributed and not dist_utils.is_initialized()
+    say = log if info.is_main else (lambda _msg: None)
     restarts = dist_utils.restart_count()
+    if restarts > 0 and dist_utils.shares_agent_store():
+        say(dist_utils.SHARED_STORE_NOTE)
     dist_utils.init_distributed(device, info)
     with contextlib.ExitStack() as stack:
         try:
+            # torchrun counts restarts per node (a node whose workers did not fail keeps 0), so a
+            # restart anywhere is a restart of the whole job.
+            restarted = dist_utils.any_true(restarts > 0, device)
             # Rank 0's config everywhere (another machine may lack RUN_DIR/config.json on --resume).
             cfg = dist_utils.run_on_main(lambda own=cfg: own)
             # One writer per run directory: rank 0 holds its lock until the run ends (or dies).
-            dist_utils.run_on_main(lambda: _own_run_dir(stack, Path(cfg.out), wait_s=LOCK_WAIT_S if restarts else 0))
-            say = log if info.is_main else (lambda _msg: None)
-            if restarts > 0:
-                say(f"torchrun restarted the workers (restart {restarts}): resuming from {Path(cfg.out) / 'last.pt'}")
+            wait_s = LOCK_WAIT_S if restarted else 0.0
+            dist_utils.run_on_main(lambda: _own_run_dir(stack, Path(cfg.out), wait_s=wait_s))
+            if restarted:
+                say(f"torchrun restarted the workers: resuming from {Path(cfg.out) / 'last.pt'}")
                 resume = True
             return _fit(cfg, resume, info, device, say, progress and info.is_main, stack)
         finally:
