@@ -6,9 +6,10 @@ import torch
 
 import inception_v2
 
-from inception_v2.data import VOCCrops
+from inception_v2.data import VOCCrops, eval_transform, make_loader
 from inception_v2.errors import UsageError
-from inception_v2.train import NonFiniteLossError, fit, load_checkpoint
+from inception_v2.models import create_model
+from inception_v2.train import NonFiniteLossError, evaluate, fit, load_checkpoint
 from inception_v2.train import engine
 from inception_v2.train.engine import EvalResult
 from inception_v2.train.metrics import METRICS_COLUMNS
@@ -128,11 +129,15 @@ def test_resume_of_a_finished_run_trains_nothing_and_can_extend(prepared_sample,
     assert summary["epochs"] == 2 and load_checkpoint(out / "last.pt")["epoch"] == 2
 
 
-def test_paper_recipe_runs_with_ema_and_clipping(prepared_sample, tmp_path):
+def test_paper_recipe_runs_with_ema_momentum_weight_decay_and_clipping(prepared_sample, tmp_path):
     out = tmp_path / "paper"
     summary = fit(tiny_config(prepared_sample, out, recipe="paper", epochs=1), log=quiet, progress=False)
     state = load_checkpoint(out / "last.pt")
-    assert state["config"]["optimizer"] == "rmsprop_tf" and state["selected"] == "ema"
+    assert state["config"]["optimizer"] == "rmsprop-tf" and state["selected"] == "ema"
+    groups = {g["name"]: g for g in state["optimizer"]["param_groups"]}
+    assert groups["decay"]["weight_decay"] == 4e-5 and groups["no_decay"]["weight_decay"] == 0.0
+    assert all(g["momentum"] == 0.9 for g in groups.values())
+    assert all("momentum_buffer" in s for s in state["optimizer"]["state"].values())
     assert set(state["model_ema"]) == set(state["model"])  # a plain state dict, no "module." prefix
     assert state["ema_updates"] > 0
     assert not torch.equal(state["model_ema"]["fc.weight"], state["model"]["fc.weight"])
@@ -141,6 +146,16 @@ def test_paper_recipe_runs_with_ema_and_clipping(prepared_sample, tmp_path):
     assert torch.equal(evaluated.fc.weight, best["model_ema"]["fc.weight"])
     assert state["config"]["lr"] == pytest.approx(0.045 * 8 / 32)
     assert 0.0 <= summary["best_val_acc1"] <= 1.0
+
+    # The recorded val figures are those of the EMA weights, not of the raw ones.
+    val = VOCCrops(prepared_sample, "val", eval_transform(evaluated.data_config))
+    loader = make_loader(val, 8, shuffle=False, workers=0)
+    kw = dict(device=torch.device("cpu"), num_classes=20, progress=False)
+    ema_result = evaluate(inception_v2.load_model(out / "last.pt"), loader, **kw)
+    raw_result = evaluate(inception_v2.load_model(out / "last.pt", weights="model"), loader, **kw)
+    row = state["history"][-1]
+    assert (ema_result.loss, ema_result.acc1) == (pytest.approx(row["val_loss"], rel=1e-9), row["val_acc1"])
+    assert abs(raw_result.loss - row["val_loss"]) > 1e-6  # the same evaluation of the raw weights differs
 
 
 def test_a_voc_root_is_prepared_into_a_cache_first(sample_devkit, tmp_path):
@@ -151,10 +166,37 @@ def test_a_voc_root_is_prepared_into_a_cache_first(sample_devkit, tmp_path):
     assert summary["epochs"] == 1
 
 
-def test_cpu_bf16_autocast_and_channels_last(prepared_sample, tmp_path):
-    """The CUDA defaults (autocast, channels_last) also run on CPU when asked for."""
+def test_cuda_defaults_on_the_cpu_bf16_channels_last_compiled(prepared_sample, tmp_path, monkeypatch):
+    """The CUDA defaults (bf16 autocast, channels_last) and --compile also run on the CPU.
+    The aot_eager backend captures the forward and backward graphs as inductor would, without
+    its minutes of C++ compilation (the slow test below runs inductor)."""
+    compiled, real_compile = [], torch.compile
+
+    def spy(module, **kwargs):
+        compiled.append(kwargs)
+        return real_compile(module, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
     out = tmp_path / "amp"
-    summary = fit(tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True), log=quiet, progress=False)
+    cfg = tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True,
+                      compile_backend="aot_eager")  # fmt: skip
+    summary = fit(cfg, log=quiet, progress=False)
+    assert compiled == [{"backend": "aot_eager"}]
     assert 0.0 <= summary["test_acc1_at_best_val"] <= 1.0
     state = load_checkpoint(out / "last.pt")
     assert all(v.dtype != torch.bfloat16 for v in state["model"].values())  # weights stay float32
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    want = create_model("googlenet_bn", num_classes=20).state_dict()
+    assert set(state["model"]) == set(want)  # the raw module's keys, no "_orig_mod." prefix
+
+
+@pytest.mark.slow
+def test_compile_with_inductor_on_the_cpu(prepared_sample, tmp_path):
+    """--compile with its default backend, inductor, on the CPU: minutes of C++ compilation
+    (about 4 on two shared cores), hence slow."""
+    out = tmp_path / "inductor"
+    fit(tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True), log=quiet,
+        progress=False)  # fmt: skip
+    state = load_checkpoint(out / "last.pt")
+    assert state["config"]["compile_backend"] == "inductor"
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

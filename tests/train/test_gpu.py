@@ -34,3 +34,26 @@ def test_cuda_resume_continues(prepared_sample, tmp_path):
     fit(tiny_config(prepared_sample, out, device="cuda", epochs=1), log=quiet, progress=False)
     fit(tiny_config(prepared_sample, out, device="cuda", epochs=2), resume=True, log=quiet, progress=False)
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
+
+
+def test_cuda_fp16_grad_scaler_accumulation_mixup(prepared_sample, tmp_path):
+    """fp16 autocast with the gradient scaler, two batches per step, MixUp/CutMix soft targets
+    and a warm-up + cosine schedule, on CUDA."""
+    out = tmp_path / "fp16"
+    cfg = tiny_config(prepared_sample, out, device="cuda", epochs=2, amp_dtype="fp16", grad_accum_steps=2,
+                      mixup=0.2, cutmix=1.0, lr_schedule="cosine", warmup_epochs=1, optimizer="adamw",
+                      weight_decay=0.05, grad_clip_norm=1.0)  # fmt: skip
+    fit(cfg, log=quiet, progress=False)
+    state = load_checkpoint(out / "last.pt")
+    assert state["scaler"]["scale"] > 0  # an enabled scaler's state
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_cuda_fine_tuning_frozen_features(tiny_run, prepared_sample, tmp_path):
+    out = tmp_path / "ft"
+    cfg = tiny_config(prepared_sample, out, device="cuda", epochs=1, pretrained=str(tiny_run / "best.pt"),
+                      freeze_features=True, head_lr=0.01)  # fmt: skip
+    fit(cfg, log=quiet, progress=False)
+    before, after = load_checkpoint(tiny_run / "best.pt")["model"], load_checkpoint(out / "last.pt")["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("features."))
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])

@@ -44,3 +44,22 @@ def test_loss_decreases_over_a_few_steps():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_soft_targets_of_mixup_with_smoothing_on_every_head():
+    g = torch.Generator().manual_seed(1)
+    logits, aux = (torch.randn(6, 20, generator=g) * 3 for _ in range(2))
+    a, b = torch.randint(0, 20, (6,), generator=g), torch.randint(0, 20, (6,), generator=g)
+    lam, eps, w = 0.7, 0.1, 0.3
+    soft = lam * F.one_hot(a, 20).float() + (1 - lam) * F.one_hot(b, 20).float()
+    loss = InceptionLoss(label_smoothing=eps, aux_weight=w)
+    got = loss(ModelOutput(logits, (aux,)), soft)
+
+    def smoothed(z, q):  # cross-entropy against (1 - eps) q + eps / K
+        return -(((1 - eps) * q + eps / 20) * F.log_softmax(z, dim=1)).sum(dim=1).mean()
+
+    assert torch.allclose(got, smoothed(logits, soft) + w * smoothed(aux, soft), atol=1e-6)
+    # the loss is linear in the target: the mix of the two hard-label losses
+    hard = lambda y: loss(ModelOutput(logits, (aux,)), y)  # noqa: E731
+    assert torch.allclose(got, lam * hard(a) + (1 - lam) * hard(b), atol=1e-5)
+    assert torch.allclose(loss(ModelOutput(logits, (aux,)), F.one_hot(a, 20).float()), hard(a), atol=1e-6)

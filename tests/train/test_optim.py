@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from inception_v2.models import create_model
 from inception_v2.train import RMSpropTF, resolve_config
 from inception_v2.train.optim import build_ema, build_optimizer, build_scheduler
 
@@ -42,20 +43,102 @@ def test_rmsprop_tf_momentum():
     assert p.item() == pytest.approx(1.0 - step1 - 0.9 * step1, abs=1e-6)
 
 
-def test_optimizers_and_step_schedule_of_the_recipes():
+BASE = dict(model="googlenet_bn", data="d", out="o")
+
+
+def test_rmsprop_tf_weight_decay_is_added_to_the_gradient():
+    p = nn.Parameter(torch.tensor([2.0]))
+    opt = RMSpropTF([p], lr=0.1, weight_decay=0.5)
+    p.grad = torch.tensor([1.0])
+    opt.step()
+    g = 1.0 + 0.5 * 2.0  # TensorFlow's L2 loss wd * w**2 / 2 adds wd * w to the gradient
+    assert p.item() == pytest.approx(2.0 - 0.1 * g / math.sqrt(0.9 + 0.1 * g * g + 1.0), abs=1e-6)
+
+
+def test_optimizers_of_the_recipes_and_the_options():
     model = nn.Linear(3, 2)
-    seed = resolve_config("seed", model="googlenet_bn", data="d", out="o")
-    paper = resolve_config("paper", model="googlenet_bn", data="d", out="o", batch_size=32)
-    assert isinstance(build_optimizer(model, seed), torch.optim.Adam)
-    opt = build_optimizer(model, paper)
-    assert isinstance(opt, RMSpropTF) and opt.param_groups[0]["lr"] == pytest.approx(0.045)
-    sched = build_scheduler(opt, paper)
+    seed = resolve_config("seed", **BASE)
+    adam = build_optimizer(model, seed)
+    assert type(adam) is torch.optim.Adam and adam.defaults["betas"] == (0.9, 0.999)
+    paper = build_optimizer(model, resolve_config("paper", batch_size=32, **BASE))
+    assert isinstance(paper, RMSpropTF) and paper.param_groups[0]["lr"] == pytest.approx(0.045)
+    assert paper.defaults["momentum"] == 0.9
+    adamw = build_optimizer(model, resolve_config("seed", optimizer="adamw", weight_decay=0.05, momentum=0.8, **BASE))
+    assert type(adamw) is torch.optim.AdamW and adamw.defaults["betas"] == (0.8, 0.999)
+    sgd = build_optimizer(model, resolve_config("seed", optimizer="sgd", nesterov=True, momentum=0.9, **BASE))
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9
+
+
+def test_weight_decay_groups_leave_batchnorm_and_biases_alone():
+    model = create_model("googlenet_bn", num_classes=4)
+    opt = build_optimizer(model, resolve_config("paper", **BASE))
+    groups = {g["name"]: g for g in opt.state_dict()["param_groups"]}
+    assert set(groups) == {"decay", "no_decay"}
+    assert groups["decay"]["weight_decay"] == 4e-5 and groups["no_decay"]["weight_decay"] == 0.0
+    group_of = {id(p): g["name"] for g in opt.param_groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(group_of) == len(list(model.parameters()))
+    modules = dict(model.named_modules())
+    for name, p in model.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        is_norm = isinstance(modules[owner], nn.modules.batchnorm._BatchNorm)
+        assert group_of[id(p)] == ("no_decay" if (is_norm or leaf == "bias") else "decay"), name
+    assert group_of[id(model.fc.weight)] == "decay" and group_of[id(model.fc.bias)] == "no_decay"
+    # without weight decay nor head lr: one group, as the seed recipe always had
+    assert len(build_optimizer(model, resolve_config("seed", **BASE)).param_groups) == 1
+
+
+def test_head_lr_groups():
+    model = create_model("googlenet_bn", num_classes=4)
+    opt = build_optimizer(model, resolve_config("seed", head_lr=0.05, **BASE))
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert set(groups) == {"features", "head"}
+    assert groups["head"]["lr"] == 0.05 and groups["features"]["lr"] == 1e-3
+    head = {id(p) for p in model.fc.parameters()} | {id(p) for p in model.aux_heads.parameters()}
+    assert {id(p) for p in groups["head"]["params"]} == head
+
+
+def _lrs(cfg, steps_per_epoch, n):
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=cfg.lr)
+    sched = build_scheduler(opt, cfg, steps_per_epoch)
     lrs = []
-    for _ in range(5):
+    for _ in range(n):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs == pytest.approx([0.045, 0.045, 0.045 * 0.94, 0.045 * 0.94, 0.045 * 0.94**2])
+    return lrs, sched
+
+
+def test_warmup_then_cosine_curve():
+    cfg = resolve_config("seed", lr=0.1, lr_schedule="cosine", warmup_epochs=1, epochs=5, min_lr=0.001, **BASE)
+    lrs, _ = _lrs(cfg, steps_per_epoch=4, n=20)
+    assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # per-step linear warm-up
+    total, warm = 20, 4
+    want = [0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - 1 - warm))) for s in range(4, 20)]
+    assert lrs[4:] == pytest.approx(want)
+    assert lrs[-1] == pytest.approx(0.001) and max(lrs) == pytest.approx(0.1)
+
+
+def test_step_schedule_matches_steplr_per_epoch_bit_for_bit():
+    cfg = resolve_config("paper", batch_size=32, epochs=30, **BASE)
+    lrs, _ = _lrs(cfg, steps_per_epoch=3, n=90)
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=cfg.lr)
+    ref = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.94)
+    per_epoch = []
+    for _ in range(30):
+        per_epoch.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    assert lrs == [lr for lr in per_epoch for _ in range(3)]  # exact, not approximate
+
+
+def test_exponential_schedule_is_smooth_and_min_lr_is_a_floor():
+    cfg = resolve_config("seed", lr=0.1, lr_schedule="exponential", lr_step_epochs=2, lr_decay=0.5, epochs=40,
+                         min_lr=0.01, **BASE)  # fmt: skip
+    lrs, sched = _lrs(cfg, steps_per_epoch=2, n=80)
+    assert lrs[1] == pytest.approx(0.1 * 0.5 ** (1 / 4)) and lrs[4] == pytest.approx(0.05)
+    assert min(lrs) == pytest.approx(0.01) and all(a >= b for a, b in zip(lrs, lrs[1:]))
+    sched.set_step(4)
+    assert sched.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
 def test_ema_follows_tensorflow_warm_up_and_averages_buffers():

@@ -1,5 +1,9 @@
-"""``inception-v2 train``: a thin layer over :func:`~inception_v2.train.resolve_config` and
+"""``inception-v2 train``: a thin layer over :func:`~inception_v2.train.config.build_config` and
 :func:`~inception_v2.train.fit`.
+
+Every flag but ``--config``, ``--resume`` and ``--no-progress`` is generated from a field of
+:class:`~inception_v2.train.TrainConfig` (its type, help text and choices), so the two cannot
+drift apart. Values layer as: the recipe, then ``--config FILE``, then the flags.
 
 One process: ``inception-v2 train --model inception_v2 --data DIR --out RUN_DIR``.
 Data parallel: ``torchrun --nproc_per_node=N -m inception_v2 train ...`` (see docs/training.md).
@@ -9,79 +13,117 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict
 
 from inception_v2.errors import UsageError
-from inception_v2.models import list_models
-from inception_v2.train.config import RECIPES, TrainConfig, resolve_config, resume_config
+from inception_v2.train import distributed as dist_utils
+from inception_v2.train.config import (
+    RECIPES,
+    TrainConfig,
+    build_config,
+    coerce,
+    field_types,
+    flag_name,
+    load_config_file,
+    resume_config,
+)
 from inception_v2.train.engine import fit
 
-# argparse dest -> TrainConfig field, for every override
-OVERRIDES = (
-    "epochs", "batch_size", "lr", "image_size", "resize_size", "label_smoothing", "aux_weight",
-    "dropout", "workers", "device", "amp", "channels_last", "compile", "sync_bn", "seed",
-    "val_fraction", "cache_dir",
-)  # fmt: skip
+# The flags that are not fields of TrainConfig: how to run, not what.
+CLI_ONLY = ("config", "resume", "progress")
+
+GROUPS = {
+    "run": "run",
+    "optimization": "optimization",
+    "schedule": "learning-rate schedule (stepped after every optimizer step)",
+    "loss": "loss and regularization",
+    "augmentation": "augmentation (torchvision.transforms.v2)",
+    "fine-tuning": "fine-tuning",
+    "data": "data",
+    "hardware": "hardware",
+    "logging": "logging",
+}
+
+
+def given_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The config fields given as flags, typed (a flag's value is a string until here, so a bad
+    one is the one-line error of :func:`~inception_v2.train.config.coerce`)."""
+    return {f.name: coerce(f.name, getattr(args, f.name)) for f in fields(TrainConfig) if hasattr(args, f.name)}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The run's config: the recipe with the given overrides, or, with ``--resume`` on a run
-    directory that has one, its ``config.json`` with the (resumable) overrides."""
-    overrides: Dict[str, Any] = {k: getattr(args, k) for k in OVERRIDES}
-    overrides.update(model=args.model, data=str(args.data), out=str(args.out))
-    if overrides["cache_dir"] is not None:
-        overrides["cache_dir"] = str(overrides["cache_dir"])
-    saved_path = Path(args.out) / "config.json"
-    if args.resume and saved_path.is_file() and (Path(args.out) / "last.pt").is_file():
+    """The run's config: the recipe, then ``--config``, then the flags; or, when resuming a run
+    directory that holds ``config.json`` and ``last.pt``, that config with the given (resumable)
+    changes."""
+    given: Dict[str, Any] = load_config_file(args.config) if args.config else {}
+    given.update(given_options(args))
+    out = given.get("out")
+    resume = args.resume or dist_utils.restart_count() > 0
+    saved_path = Path(out) / "config.json" if out else None
+    if resume and saved_path is not None and saved_path.is_file() and (saved_path.parent / "last.pt").is_file():
         try:
             saved = TrainConfig.from_dict(json.loads(saved_path.read_text()))
         except (OSError, ValueError, TypeError) as e:
             raise UsageError(f"{saved_path} is unreadable: {e}") from None
-        if args.recipe is not None and args.recipe != saved.recipe:
-            raise UsageError(f"cannot resume {args.out} (recipe {saved.recipe}) with --recipe {args.recipe}")
-        return resume_config(saved, **overrides)
-    return resolve_config(args.recipe or "seed", **overrides)
+        recipe = given.pop("recipe", None)
+        if recipe is not None and recipe != saved.recipe:
+            raise UsageError(f"cannot resume {out} (recipe {saved.recipe}) with --recipe {recipe}")
+        return resume_config(saved, **given)
+    return build_config(given.pop("recipe", None), given)
 
 
 def run(args: argparse.Namespace) -> int:
-    fit(config_from_args(args), resume=args.resume, progress=not args.no_progress)
+    fit(config_from_args(args), resume=args.resume, progress=args.progress)
     return 0
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Train a model on a prepared data set. Defaults are the source's recipe (`seed`); every "
-        "option below overrides the recipe. Writes RUN_DIR/{config.json,metrics.csv,last.pt,best.pt,"
-        "summary.json}. Data parallel: torchrun --nproc_per_node=N -m inception_v2 train ..."
+        "Train a model on a prepared data set. Defaults are the source's recipe (`seed`); --recipe paper "
+        "switches to the paper's, --config FILE (JSON or YAML, e.g. a run's own config.json) sets any option, "
+        "and every flag overrides both. Writes RUN_DIR/{config.json,metrics.csv,last.pt,best.pt,summary.json}. "
+        "Data parallel: torchrun --nproc_per_node=N -m inception_v2 train ... (docs/training.md)"
     )
-    p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
-    p.add_argument("--data", required=True, type=Path, metavar="DIR",
-                   help="a prepared directory (inception-v2 prepare), or a VOC root, prepared first into a cache")
-    p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run directory")
-    p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="seed (default: the source's Adam recipe) or paper (RMSProp, LSR, clipping, EMA)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt (a new run if there is none)")
-    g = p.add_argument_group("recipe overrides (default: the recipe's value)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int, help="per process (global = this x processes)")
-    g.add_argument("--lr", type=float, help="learning rate (paper recipe: 0.045 x batch/32 unless given)")
-    g.add_argument("--image-size", type=int, help="crop side (default: the model's, 299 or 224)")
-    g.add_argument("--resize-size", type=int, help="shorter side before the crop (default keeps the model's ratio)")
-    g.add_argument("--label-smoothing", type=float, help="epsilon of label smoothing (paper: 0.1)")
-    g.add_argument("--aux-weight", type=float, help="weight of each auxiliary loss (0.3)")
-    g.add_argument("--dropout", type=float, help="dropout before the classifier (default: the model's)")
-    g.add_argument("--val-fraction", type=float,
-                   help="must match the prepared directory's; with a VOC root, the share held out as val (0.05)")
-    g.add_argument("--cache-dir", type=Path, help="where a VOC root given as --data is prepared")
-    h = p.add_argument_group("hardware")
-    h.add_argument("--workers", type=int, help="data-loading processes per training process (default: the CPUs per process - 1, at most 8)")
-    h.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    h.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on for CUDA, off for CPU)")
-    h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels_last memory format (default: on for CUDA)")
-    h.add_argument("--compile", action="store_const", const=True, default=None, help="torch.compile the training forward")
-    h.add_argument("--sync-bn", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
-    h.add_argument("--seed", type=int, help="random seed (0)")
-    h.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="options from a JSON or YAML file (keys: the option names with underscores); "
+                   "flags override it")  # fmt: skip
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/last.pt (a new run if there is none; automatic after a torchrun "
+                   "restart)")  # fmt: skip
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bar (--no-progress: one line per epoch only)")  # fmt: skip
+    add_config_flags(p)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field, in its group. A flag not given is absent from
+    the parsed namespace (so that a config file's value or the recipe's stays); numbers are
+    parsed by the config (a one-line error naming the flag), ``none`` clears an optional value."""
+    groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
+    types = field_types()
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        base, optional = types[f.name]
+        kw: Dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f, optional)}
+        if base is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            choices = meta.get("choices")
+            kw["metavar"] = "{" + ",".join(choices) + "}" if choices else (meta.get("metavar") or base.__name__.upper())
+        groups[meta["group"]].add_argument(flag_name(f.name), **kw)
+
+
+def _help(f, optional: bool) -> str:
+    text = f.metadata["help"] + ("; none to unset" if optional else "")
+    if f.name in ("model", "data", "out"):
+        return f"{text} (required, here or in --config)"
+    if any(f.name in recipe for recipe in RECIPES.values()):
+        shown = ", ".join(f"{name}: {_shown(recipe.get(f.name, f.default))}" for name, recipe in RECIPES.items())
+        return f"{text} ({shown})"
+    return text if f.default is None else f"{text} (default: {_shown(f.default)})"
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else json.dumps(value) if isinstance(value, bool) else str(value)

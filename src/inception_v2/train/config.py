@@ -1,37 +1,63 @@
-"""The training configuration: one typed dataclass, and the two recipes as data.
+"""The training configuration: one typed dataclass, the one source of every ``train`` flag, and
+the two recipes as data.
 
-* ``seed`` — the source's recipe (SPEC.md section 4): batch 128, Adam at 1e-3, x0.96 every 8
+Every field of :class:`TrainConfig` carries its help text, flag group and choices in its
+``metadata``; ``inception-v2 train`` generates one flag per field from them (``--batch-size`` for
+``batch_size``, ``--x/--no-x`` for booleans), so the flags and the config cannot drift apart.
+
+* ``seed`` — the source's recipe (docs/training.md): batch 128, Adam at 1e-3, x0.96 every 8
   epochs, 100 epochs, cross-entropy + 0.3 x the auxiliary losses, the model's own input size.
-* ``paper`` — Szegedy et al. 2015 (*Rethinking the Inception Architecture*, section 8):
-  RMSProp with decay 0.9 and epsilon 1.0 (inside the square root, as TensorFlow), lr 0.045 per 32
-  images decayed x0.94 every 2 epochs, gradient-norm clipping at 2.0, label smoothing 0.1, and
-  evaluation with an exponential moving average of the weights.
+  The field defaults are this recipe.
+* ``paper`` — Szegedy et al. 2015 (*Rethinking the Inception Architecture*, section 8) as
+  TensorFlow's Inception training code ran it (``tensorflow/models``,
+  ``inception/inception/inception_train.py`` and ``inception_model.py``): RMSProp with decay
+  0.9, momentum 0.9 and epsilon 1.0 (inside the square root), weight decay 4e-5 on the
+  convolution and linear weights, lr 0.045 per 32 images decayed x0.94 every 2 epochs,
+  gradient-norm clipping at 2.0, label smoothing 0.1, and evaluation with an exponential moving
+  average of the weights.
 
-:func:`resolve_config` starts from a recipe and applies overrides (``None`` = keep the recipe's
-value); :class:`TrainConfig` checks itself on construction and round-trips through
-:meth:`TrainConfig.to_dict` / :meth:`TrainConfig.from_dict` (``config.json``, checkpoints).
+:func:`build_config` layers explicit values (a ``--config`` file, then flags) over a recipe;
+:func:`resolve_config` is the same with ``None`` meaning "keep the recipe's value".
+:class:`TrainConfig` checks itself on construction (types included: a wrong type in a config
+file is a one-line error naming the key) and round-trips through :meth:`TrainConfig.to_dict` /
+:meth:`TrainConfig.from_dict` (``config.json``, checkpoints), which also reads the
+``config.json`` of runs made before a field existed.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, Mapping, Optional
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from inception_v2.errors import UsageError
 from inception_v2.models import get_data_config, list_models
 
-OPTIMIZERS = ("adam", "rmsprop_tf")
-AMP_DTYPES = ("bfloat16", "float16")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop-tf")
+LR_SCHEDULES = ("step", "exponential", "cosine")
+AMP_DTYPES = ("bf16", "fp16")
+AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment", "autoaugment")
+# Spellings written by earlier versions, still read (config.json files, checkpoints).
+ALIASES: Dict[str, Dict[str, str]] = {
+    "optimizer": {"rmsprop_tf": "rmsprop-tf"},
+    "amp_dtype": {"bfloat16": "bf16", "float16": "fp16"},
+}
 
-# What a resumed run may change: where things are and how fast they run, not what is computed.
+# What a resumed run may change: where things are, how fast they run and what is logged, not
+# what is computed.
 RESUMABLE_CHANGES = (
-    "data", "out", "cache_dir", "epochs", "workers", "device", "amp", "amp_dtype", "channels_last", "compile",
+    "data", "out", "cache_dir", "pretrained", "epochs", "workers", "device", "amp", "amp_dtype",
+    "channels_last", "compile", "compile_backend", "tensorboard", "log_every",
 )  # fmt: skip
 
-# Each recipe lists only what differs from TrainConfig's field defaults (which are `seed`'s).
+# Each recipe lists what it sets (the seed recipe: TrainConfig's field defaults, restated).
 # `lr_reference_batch`: the recipe's lr is per that many images and scales linearly with the
-# batch size, unless --lr is given.
+# batch (batch_size x grad_accum_steps), unless lr is given.
 RECIPES: Dict[str, Dict[str, Any]] = {
     "seed": {
         "optimizer": "adam",
@@ -46,7 +72,9 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         "ema_decay": None,
     },
     "paper": {
-        "optimizer": "rmsprop_tf",  # decay 0.9, epsilon 1.0 inside the sqrt (train/optim.py)
+        "optimizer": "rmsprop-tf",  # decay 0.9, epsilon 1.0 inside the sqrt (train/optim.py)
+        "momentum": 0.9,  # RMSPROP_MOMENTUM of TensorFlow's inception_train.py; without it short runs stay at chance
+        "weight_decay": 4e-5,  # inception_model.py: on conv and fc weights only
         "lr": 0.045,
         "lr_reference_batch": 32,  # 0.045 for a batch of 32 (one replica of the paper's 50)
         "lr_step_epochs": 2,
@@ -61,86 +89,155 @@ RECIPES: Dict[str, Dict[str, Any]] = {
 }
 
 
+def _opt(default: Any, group: str, help: str, choices: Optional[Tuple[str, ...]] = None, metavar: str = "") -> Any:
+    """A field with its flag's help text, group and choices (read by ``inception-v2 train``)."""
+    meta = {"help": help, "group": group, "choices": choices, "metavar": metavar}
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; written to ``RUN_DIR/config.json`` and into every checkpoint."""
 
-    model: str  # a registered model name
-    data: str  # a prepared directory (``inception-v2 prepare``'s output)
-    out: str  # the run directory
-    recipe: str = "seed"
+    # run
+    model: str = _opt(MISSING, "run", "the model to train (`inception-v2 summary --help` lists them)", metavar="NAME")
+    data: str = _opt(MISSING, "run", "a prepared directory (inception-v2 prepare), or a VOC root, prepared first "
+                     "into a cache", metavar="DIR")  # fmt: skip
+    out: str = _opt(MISSING, "run", "the run directory", metavar="RUN_DIR")
+    recipe: str = _opt("seed", "run", "named preset of the options below: seed (the source's Adam recipe) or paper "
+                       "(RMSProp with momentum, weight decay, LSR, clipping, EMA); every option overrides it",
+                       choices=tuple(RECIPES))  # fmt: skip
+    epochs: int = _opt(100, "run", "epochs to train")
+    batch_size: int = _opt(128, "run", "images per process and forward pass; the global batch is this x "
+                           "grad_accum_steps x processes")  # fmt: skip
+    seed: int = _opt(0, "run", "random seed (initial weights, shuffling, augmentation, dropout)")
     # optimisation
-    optimizer: str = "adam"
-    lr: float = 1e-3  # the learning rate actually used (already scaled for the batch size)
-    lr_step_epochs: int = 8  # StepLR: multiply the lr by lr_decay every this many epochs
-    lr_decay: float = 0.96
-    epochs: int = 100
-    batch_size: int = 128  # per process; the global batch is batch_size x world size
-    aux_weight: float = 0.3  # weight of each auxiliary head's loss
-    label_smoothing: float = 0.0  # epsilon of label-smoothing regularization
-    grad_clip_norm: Optional[float] = None  # clip the global gradient norm to this
-    ema_decay: Optional[float] = None  # evaluate (and select on) an EMA of the weights
-    dropout: Optional[float] = None  # None keeps the model's own
+    optimizer: str = _opt("adam", "optimization", "adam, adamw (decoupled weight decay), sgd or rmsprop-tf "
+                          "(RMSProp as TensorFlow: epsilon inside the square root)", choices=OPTIMIZERS)  # fmt: skip
+    lr: float = _opt(1e-3, "optimization", "learning rate; the paper recipe's is per 32 images and scales with the "
+                     "batch unless given")  # fmt: skip
+    momentum: float = _opt(0.9, "optimization", "momentum of sgd and rmsprop-tf; beta1 of adam and adamw")
+    nesterov: bool = _opt(False, "optimization", "Nesterov momentum (sgd)")
+    weight_decay: float = _opt(0.0, "optimization", "L2 penalty on convolution and linear weights, never on "
+                               "BatchNorm parameters or biases (adamw: decoupled)")  # fmt: skip
+    grad_clip_norm: Optional[float] = _opt(None, "optimization", "clip the global gradient norm to this")
+    grad_accum_steps: int = _opt(1, "optimization", "accumulate the gradients of this many batches per step: the "
+                                 "result of a batch this many times larger (up to BatchNorm statistics)")  # fmt: skip
+    ema_decay: Optional[float] = _opt(None, "optimization", "evaluate, select and deploy an exponential moving "
+                                      "average of the weights with this decay per step")  # fmt: skip
+    # schedule
+    lr_schedule: str = _opt("step", "schedule", "step: x lr_decay every lr_step_epochs epochs; exponential: the "
+                            "same rate, smoothly per step; cosine: down to min_lr at the last step",
+                            choices=LR_SCHEDULES)  # fmt: skip
+    lr_step_epochs: int = _opt(8, "schedule", "epochs per lr_decay (step and exponential schedules)")
+    lr_decay: float = _opt(0.96, "schedule", "lr factor per lr_step_epochs, in (0, 1]")
+    warmup_epochs: float = _opt(0.0, "schedule", "linear warm-up from lr/steps to lr over this many epochs, per step")
+    min_lr: float = _opt(0.0, "schedule", "the lr never goes below this (cosine: its final value)")
+    # loss and regularization
+    label_smoothing: float = _opt(0.0, "loss", "epsilon of label-smoothing regularization")
+    aux_weight: float = _opt(0.3, "loss", "weight of each auxiliary head's loss (0 trains without the heads)")
+    dropout: Optional[float] = _opt(None, "loss", "dropout before the classifier (default: the model's)")
+    # augmentation (torchvision.transforms.v2)
+    auto_augment: str = _opt("none", "augmentation", "automatic augmentation policy after the random crop and flip",
+                             choices=AUTO_AUGMENTS)  # fmt: skip
+    random_erasing: float = _opt(0.0, "augmentation", "probability of erasing a random rectangle of each "
+                                 "training image (filled with the mean colour)")  # fmt: skip
+    mixup: float = _opt(0.0, "augmentation", "MixUp alpha (0 = off): blend pairs of images of a batch and their "
+                        "labels")  # fmt: skip
+    cutmix: float = _opt(0.0, "augmentation", "CutMix alpha (0 = off): paste a box of another image of the batch; "
+                         "with mixup, one of the two per batch")  # fmt: skip
+    # fine-tuning
+    pretrained: Optional[str] = _opt(None, "fine-tuning", "initialize from these weights (a checkpoint, a "
+                                     ".safetensors file, a release folder or name); the classifiers are "
+                                     "re-initialized for the data's classes", metavar="PATH")  # fmt: skip
+    freeze_features: bool = _opt(False, "fine-tuning", "train only the classifier head(s): the feature layers keep "
+                                 "their weights and BatchNorm statistics")  # fmt: skip
+    head_lr: Optional[float] = _opt(None, "fine-tuning", "learning rate of the classifier head(s) (default: lr)")
     # data
-    image_size: Optional[int] = None  # crop side; None = the model's (299 / 224)
-    resize_size: Optional[int] = None  # shorter side before the crop; None keeps the ratio
-    val_fraction: Optional[float] = None  # None = the prepared directory's own val split
-    cache_dir: Optional[str] = None  # where a raw VOC root given as data is prepared
-    workers: Optional[int] = None  # data-loading processes per training process; None = auto
+    image_size: Optional[int] = _opt(None, "data", "crop side (default: the model's, 299 or 224)")
+    resize_size: Optional[int] = _opt(None, "data", "shorter side before the crop (default keeps the model's ratio)")
+    val_fraction: Optional[float] = _opt(None, "data", "must match the prepared directory's; with a VOC root, the "
+                                         "share of trainval held out as val (0.05)")  # fmt: skip
+    cache_dir: Optional[str] = _opt(None, "data", "where a VOC root given as data is prepared", metavar="DIR")
+    workers: Optional[int] = _opt(None, "data", "data-loading processes per training process (default: the CPUs "
+                                  "per process - 1, at most 8)")  # fmt: skip
     # hardware
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: Optional[bool] = None  # autocast; None = on for CUDA, off for CPU
-    amp_dtype: str = "bfloat16"
-    channels_last: Optional[bool] = None  # None = on for CUDA
-    compile: bool = False  # torch.compile the training forward
-    sync_bn: bool = False  # SyncBatchNorm under DDP
-    seed: int = 0
+    device: str = _opt("auto", "hardware", "auto (CUDA when available), cpu, cuda or cuda:N")
+    amp: Optional[bool] = _opt(None, "hardware", "autocast (default: on for CUDA, off for CPU)")
+    amp_dtype: str = _opt("bf16", "hardware", "autocast type; fp16 uses a gradient scaler", choices=AMP_DTYPES)
+    channels_last: Optional[bool] = _opt(None, "hardware", "channels_last memory format (default: on for CUDA)")
+    compile: bool = _opt(False, "hardware", "torch.compile the training forward")
+    compile_backend: str = _opt("inductor", "hardware", "torch.compile backend (inductor; aot_eager compiles fast "
+                                "and checks the graph capture only)")  # fmt: skip
+    sync_bn: bool = _opt(False, "hardware", "SyncBatchNorm under DDP (CUDA)")
+    # logging
+    tensorboard: bool = _opt(False, "logging", "write TensorBoard event files in the run directory (needs the "
+                             "tensorboard package: pip install 'inception-v2[tensorboard]')")  # fmt: skip
+    log_every: int = _opt(20, "logging", "steps between loss checks, progress-bar updates and TensorBoard points")
 
     def __post_init__(self) -> None:
-        def bad(what: str) -> UsageError:
-            return UsageError(f"training config: {what}")
+        for f in fields(self):
+            setattr(self, f.name, coerce(f.name, getattr(self, f.name)))
+        for name, aliases in ALIASES.items():
+            setattr(self, name, aliases.get(getattr(self, name), getattr(self, name)))
+        self._check()
+
+    def _check(self) -> None:  # noqa: C901 - one flat list of checks
+        def bad(name: str, what: str) -> UsageError:
+            return UsageError(f"training config: {describe(name)} {what}")
+
+        def must(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise bad(name, f"{what}, got {getattr(self, name)!r}")
 
         if self.model not in list_models():
-            raise bad(f"unknown model {self.model!r}; available models: {', '.join(list_models())}")
-        if self.recipe not in RECIPES:
-            raise bad(f"unknown recipe {self.recipe!r}; available: {', '.join(RECIPES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad(f"unknown optimizer {self.optimizer!r}; available: {', '.join(OPTIMIZERS)}")
-        if self.amp_dtype not in AMP_DTYPES:
-            raise bad(f"amp_dtype must be one of {', '.join(AMP_DTYPES)}, got {self.amp_dtype!r}")
-        if not self.data or not self.out:
-            raise bad("data and out must be given")
-        if not self.lr > 0:
-            raise bad(f"lr must be > 0, got {self.lr}")
-        if self.lr_step_epochs < 1:
-            raise bad(f"lr_step_epochs must be >= 1, got {self.lr_step_epochs}")
-        if not 0 < self.lr_decay <= 1:
-            raise bad(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.epochs < 1:
-            raise bad(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise bad(f"batch_size must be >= 2 (BatchNorm needs two samples), got {self.batch_size}")
-        if self.aux_weight < 0:
-            raise bad(f"aux_weight must be >= 0, got {self.aux_weight}")
-        if not 0 <= self.label_smoothing < 1:
-            raise bad(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
-            raise bad(f"grad_clip_norm must be > 0, got {self.grad_clip_norm}")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise bad(f"ema_decay must be in (0, 1), got {self.ema_decay}")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise bad(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
-            raise bad(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.workers is not None and self.workers < 0:
-            raise bad(f"workers must be >= 0, got {self.workers}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise bad(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+            raise UsageError(f"training config: unknown model {self.model!r} (--model); "
+                             f"available models: {', '.join(list_models())}")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise bad(f.name, f"must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}")
+        for name in ("data", "out"):
+            must(bool(getattr(self, name)), name, "must be given")
+        must(self.epochs >= 1, "epochs", "must be >= 1")
+        if (self.mixup > 0 or self.cutmix > 0) and self.batch_size < 2:
+            raise bad("batch_size", f"must be >= 2 with mixup or cutmix (they mix the images of a batch), "
+                      f"got {self.batch_size}")  # fmt: skip
+        must(self.batch_size >= 2, "batch_size", "must be >= 2 (BatchNorm needs two samples)")
+        must(self.lr > 0, "lr", "must be > 0")
+        must(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
+            raise bad("nesterov", f"needs optimizer sgd with momentum > 0 (optimizer is {self.optimizer})")
+        must(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        must(self.grad_clip_norm is None or self.grad_clip_norm > 0, "grad_clip_norm", "must be > 0")
+        must(self.grad_accum_steps >= 1, "grad_accum_steps", "must be >= 1")
+        must(self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)")
+        must(self.lr_step_epochs >= 1, "lr_step_epochs", "must be >= 1")
+        must(0 < self.lr_decay <= 1, "lr_decay", "must be in (0, 1]")
+        must(self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
+        if self.warmup_epochs >= self.epochs:
+            raise bad("warmup_epochs", f"must be less than epochs ({self.epochs}), got {self.warmup_epochs}")
+        must(0 <= self.min_lr < self.lr, "min_lr", f"must be in [0, lr = {self.lr})")
+        must(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
+        must(self.aux_weight >= 0, "aux_weight", "must be >= 0")
+        must(self.dropout is None or 0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        must(0 <= self.random_erasing <= 1, "random_erasing", "must be in [0, 1]")
+        must(self.mixup >= 0, "mixup", "must be >= 0")
+        must(self.cutmix >= 0, "cutmix", "must be >= 0")
+        must(self.head_lr is None or self.head_lr > 0, "head_lr", "must be > 0")
+        must(self.val_fraction is None or 0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
+        must(self.workers is None or self.workers >= 0, "workers", "must be >= 0")
+        must(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
+             "must be auto, cpu, cuda or cuda:N")  # fmt: skip
+        must(bool(self.compile_backend), "compile_backend", "must be given")
+        must(self.log_every >= 1, "log_every", "must be >= 1")
         cfg = get_data_config(self.model)
         if self.image_size is not None and self.image_size < cfg.min_input_size:
-            raise bad(f"{self.model} needs image_size >= {cfg.min_input_size}, got {self.image_size}")
+            raise bad("image_size", f"must be >= {cfg.min_input_size} for {self.model}, got {self.image_size}")
         if self.resize_size is not None and self.resize_size < (self.image_size or cfg.input_size):
-            raise bad(f"resize_size {self.resize_size} is smaller than the crop {self.image_size or cfg.input_size}")
+            raise bad("resize_size", f"{self.resize_size} is smaller than the crop {self.image_size or cfg.input_size}")
 
     def data_config(self):
         """The model's :class:`~inception_v2.models.DataConfig` at this run's input size."""
@@ -166,35 +263,157 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UsageError(f"training config: unknown keys {unknown}")
-        return cls(**dict(d))
+        """A config from :meth:`to_dict`'s output, also an older version's (see :func:`upgrade_dict`)."""
+        return cls(**upgrade_dict(d))
 
 
-def resolve_config(recipe: str = "seed", **overrides: Any) -> TrainConfig:
-    """A recipe with overrides applied; an override of ``None`` keeps the recipe's value.
+# --------------------------------------------------------------------------- fields and values
 
-    ``model``, ``data`` and ``out`` are required. In a recipe with ``lr_reference_batch`` the lr
-    scales with the batch size (``lr x batch_size / lr_reference_batch``) unless ``lr`` is given.
+
+def field_names() -> Tuple[str, ...]:
+    return tuple(f.name for f in fields(TrainConfig))
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def describe(name: str) -> str:
+    """How messages name a field: its key and its flag, e.g. ``lr_decay (--lr-decay)``."""
+    return f"{name} ({flag_name(name)})"
+
+
+@functools.lru_cache(maxsize=None)
+def field_types() -> Dict[str, Tuple[type, bool]]:
+    """Each field's base type (bool, int, float or str) and whether it may be None."""
+    hints = typing.get_type_hints(TrainConfig)
+    out = {}
+    for name, hint in hints.items():
+        args = typing.get_args(hint)
+        optional = type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        out[name] = (base, optional)
+    return out
+
+
+def coerce(name: str, value: Any) -> Any:
+    """``value`` as field ``name``'s type: an int is a float where a float is wanted, a string is
+    parsed where a number is (flags and YAML's ``1e-3``), ``"none"`` is None where None is allowed;
+    anything else of the wrong type is a :class:`UsageError` naming the field."""
+    base, optional = field_types()[name]
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if optional:
+            return None
+        raise UsageError(f"training config: {describe(name)} must be given (it cannot be none)")
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[base]
+    wrong = UsageError(f"training config: {describe(name)} must be {kind}, got {value!r}")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong
+    if base is str:
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)  # a Path where a path is wanted
+        raise wrong
+    if isinstance(value, bool):
+        raise wrong
+    if isinstance(value, str):
+        try:
+            value = int(value) if base is int else float(value)
+        except ValueError:
+            raise wrong from None
+    if base is int:
+        if isinstance(value, int):
+            return value
+        raise wrong
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    raise wrong
+
+
+def upgrade_dict(d: Mapping[str, Any]) -> Dict[str, Any]:
+    """A config dict as this version reads it; :class:`UsageError` for an unknown key.
+
+    Fields an older ``config.json`` lacks take their defaults, which are what the older code did,
+    with one exception: before ``momentum`` existed, ``rmsprop_tf`` ran without momentum.
     """
+    if not isinstance(d, Mapping):
+        raise UsageError("training config: expected a mapping of option names to values")
+    unknown = sorted(set(d) - set(field_names()))
+    if unknown:
+        raise UsageError(f"training config: unknown keys {unknown}; the options are {', '.join(field_names())}")
+    d = dict(d)
+    if "momentum" not in d and d.get("optimizer") == "rmsprop_tf":
+        d["momentum"] = 0.0
+    return d
+
+
+def load_config_file(path: "os.PathLike[str] | str") -> Dict[str, Any]:
+    """The options of a JSON or YAML file (``.json``, ``.yaml``, ``.yml``; a run's own
+    ``config.json`` is one), checked: an unknown key or a value of the wrong type is a one-line
+    :class:`UsageError` naming the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--config {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--config {path} is unreadable: {e}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except ValueError as e:  # json.JSONDecodeError
+        raise UsageError(f"--config {path} is not valid JSON: {e}") from None
+    except Exception as e:  # noqa: BLE001 - yaml.YAMLError and its subclasses
+        first = str(e).strip().splitlines()
+        raise UsageError(f"--config {path} is not valid YAML: {first[0] if first else type(e).__name__}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UsageError(f"--config {path} must hold a mapping of option names to values")
+    try:
+        values = upgrade_dict(values)
+        return {k: coerce(k, v) for k, v in values.items()}
+    except UsageError as e:
+        raise UsageError(f"--config {path}: {str(e).replace('training config: ', '')}") from None
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def build_config(recipe: Optional[str], given: Mapping[str, Any]) -> TrainConfig:
+    """``recipe`` (default ``seed``) with the ``given`` values over it (a value of None sets
+    None). ``model``, ``data`` and ``out`` must be given. In a recipe with ``lr_reference_batch``
+    the lr scales with ``batch_size x grad_accum_steps`` unless ``lr`` is given."""
+    recipe = recipe or "seed"
     if recipe not in RECIPES:
         raise UsageError(f"unknown recipe {recipe!r}; available: {', '.join(RECIPES)}")
-    values = {k: v for k, v in RECIPES[recipe].items() if k != "lr_reference_batch"}
-    given = {k: v for k, v in overrides.items() if v is not None and k != "recipe"}
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(given) - known)
+    given = dict(given)
+    given.pop("recipe", None)
+    unknown = sorted(set(given) - set(field_names()))
     if unknown:
         raise UsageError(f"unknown training options {unknown}")
+    values = {k: v for k, v in RECIPES[recipe].items() if k != "lr_reference_batch"}
     values.update(given)
     reference = RECIPES[recipe].get("lr_reference_batch")
     if reference and "lr" not in given:
-        values["lr"] = RECIPES[recipe]["lr"] * values["batch_size"] / reference
+        accum = coerce("grad_accum_steps", values.get("grad_accum_steps", 1))
+        batch = coerce("batch_size", values["batch_size"]) * accum
+        values["lr"] = RECIPES[recipe]["lr"] * batch / reference
     for name in ("model", "data", "out"):
-        if name not in values:
-            raise UsageError(f"training config: {name} must be given")
+        if values.get(name) is None:
+            raise UsageError(f"training config: {describe(name)} must be given")
     return TrainConfig(recipe=recipe, **values)
+
+
+def resolve_config(recipe: str = "seed", **overrides: Any) -> TrainConfig:
+    """A recipe with overrides applied; an override of ``None`` keeps the recipe's value."""
+    return build_config(recipe, {k: v for k, v in overrides.items() if v is not None and k != "recipe"})
 
 
 def resume_config(saved: TrainConfig, **overrides: Any) -> TrainConfig:
@@ -204,8 +423,7 @@ def resume_config(saved: TrainConfig, **overrides: Any) -> TrainConfig:
     ``device``); changing anything else would make the resumed run a different experiment.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(given) - known)
+    unknown = sorted(set(given) - set(field_names()))
     if unknown:
         raise UsageError(f"unknown training options {unknown}")
     if given.get("model", saved.model) != saved.model:
@@ -213,11 +431,23 @@ def resume_config(saved: TrainConfig, **overrides: Any) -> TrainConfig:
             f"{saved.out} holds a run of {saved.model}, not {given['model']}; "
             "resume with the same --model or choose another --out"
         )
-    changed = [k for k, v in given.items() if k not in RESUMABLE_CHANGES and v != getattr(saved, k)]
+    candidate = replace(saved, **given)  # normalizes and checks the given values
+    changed = [k for k in given if k not in RESUMABLE_CHANGES and getattr(candidate, k) != getattr(saved, k)]
     if changed:
-        detail = ", ".join(f"{k} {getattr(saved, k)!r} -> {given[k]!r}" for k in changed)
+        detail = ", ".join(f"{flag_name(k)} {getattr(saved, k)!r} -> {getattr(candidate, k)!r}" for k in changed)
         raise UsageError(
             f"cannot resume {saved.out} with other settings ({detail}); only "
-            f"{', '.join(RESUMABLE_CHANGES)} may change"
+            f"{', '.join(flag_name(k) for k in RESUMABLE_CHANGES)} may change"
         )
-    return replace(saved, **given)
+    return candidate
+
+
+def changed_fields(saved: Mapping[str, Any], cfg: TrainConfig) -> Dict[str, Tuple[Any, Any]]:
+    """The fields outside :data:`RESUMABLE_CHANGES` where a checkpoint's config (any version)
+    differs from ``cfg``: name -> (saved, now)."""
+    old = TrainConfig.from_dict(saved)
+    return {
+        f.name: (getattr(old, f.name), getattr(cfg, f.name))
+        for f in fields(TrainConfig)
+        if f.name not in RESUMABLE_CHANGES and getattr(old, f.name) != getattr(cfg, f.name)
+    }

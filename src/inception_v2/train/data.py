@@ -150,12 +150,14 @@ class RunData:
 
 def build_data(
     prepared: Path, data_cfg: DataConfig, batch_size: int, workers: int, seed: int,
-    info: DistInfo, device: torch.device,
+    info: DistInfo, device: torch.device, auto_augment: str = "none", random_erasing: float = 0.0,
 ) -> RunData:
     """Datasets and loaders of the three splits; :class:`UsageError` for an empty train or val
-    split or a train split smaller than one global batch (the test split may be empty)."""
+    split or a train split smaller than one global batch (the test split may be empty).
+    ``auto_augment`` and ``random_erasing``: see :func:`~inception_v2.data.train_transform`."""
     # uint8 out of the workers; the engine normalizes on the device (inception_v2.data.normalize)
-    train = PreparedDataset(prepared, "train", train_transform(data_cfg, normalize=False))
+    train_tf = train_transform(data_cfg, normalize=False, auto_augment=auto_augment, random_erasing=random_erasing)
+    train = PreparedDataset(prepared, "train", train_tf)
     val = PreparedDataset(prepared, "val", eval_transform(data_cfg, normalize=False))
     test = PreparedDataset(prepared, "test", eval_transform(data_cfg, normalize=False))
     for ds in (train, val):  # an empty test split is allowed: there is nothing to report then

@@ -4,13 +4,19 @@ rank helpers, and the exact reduction of metric sums.
 ``torchrun --nproc_per_node=N -m inception_v2 train ...`` sets ``RANK``, ``LOCAL_RANK``,
 ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; without them (a plain ``inception-v2 train``)
 the run is a single process and every helper here is a no-op. NCCL is used on CUDA, gloo on CPU.
+
+Elastic runs: under ``torchrun --max-restarts=N`` a failed worker makes torchrun restart every
+worker with ``TORCHELASTIC_RESTART_COUNT`` raised by one; :func:`restart_count` reads it and
+``fit`` then resumes from ``RUN_DIR/last.pt`` by itself. :data:`FAULT_ENV` is a testing hook
+that makes rank 0 exit hard at a given optimizer step of the first attempt (docs/training.md).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Sized, TypeVar
+from typing import Any, Callable, Iterator, List, Optional, Sized, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -47,6 +53,57 @@ def env_info() -> DistInfo:
         )
     except ValueError as e:
         raise UsageError(f"bad RANK/LOCAL_RANK/WORLD_SIZE environment variable: {e}") from None
+
+
+RESTART_ENV = "TORCHELASTIC_RESTART_COUNT"  # set by torchrun: 0 on the first attempt
+FAULT_ENV = "INCEPTION_V2_FAULT_AT_STEP"  # testing hook: rank 0 exits hard at this global step
+FAULT_EXIT_STATUS = 75  # what the hook exits with (EX_TEMPFAIL: a retry may succeed)
+
+
+def restart_count() -> int:
+    """How many times torchrun has restarted this job's workers (0 outside torchrun)."""
+    value = os.environ.get(RESTART_ENV, "0") or "0"
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"bad {RESTART_ENV} environment variable: {value!r}") from None
+
+
+SHARED_STORE_NOTE = (
+    "note: this torchrun shares its rendezvous store with the restarted workers, where keys of the "
+    "failed attempt can linger and break the new process group (a known PyTorch race); if it fails "
+    "to connect, launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 (docs/training.md, Elastic runs)"
+)
+
+
+def shares_agent_store() -> bool:
+    """Whether torchrun hands its own (rendezvous) TCP store to the workers, which it keeps
+    across restarts (``TORCHELASTIC_USE_AGENT_STORE``)."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "") == "True"
+
+
+def fault_step() -> Optional[int]:
+    """The global step of :data:`FAULT_ENV` when it applies to this process: rank 0, first
+    attempt (restart count 0). None otherwise."""
+    value = os.environ.get(FAULT_ENV, "")
+    if not value:
+        return None
+    try:
+        step = int(value)
+    except ValueError:
+        raise UsageError(f"{FAULT_ENV} must be a step number, got {value!r}") from None
+    if step < 1:
+        raise UsageError(f"{FAULT_ENV} must be >= 1, got {step}")
+    if env_info().rank != 0 or restart_count() > 0:
+        return None
+    return step
+
+
+def fault_now(step: int) -> None:
+    """The :data:`FAULT_ENV` hook firing: exit at once, as a crashed worker would (no cleanup,
+    no checkpoint)."""
+    print(f"{FAULT_ENV}={step}: rank 0 exits hard at step {step} (a testing hook)", file=sys.stderr, flush=True)
+    os._exit(FAULT_EXIT_STATUS)
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:

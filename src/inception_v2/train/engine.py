@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from dataclasses import dataclass, fields
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,12 +24,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from inception_v2.atomic import write_json
-from inception_v2.errors import CheckFailedError, UsageError
-from inception_v2.locking import exclusive
 from inception_v2.data import normalize
+from inception_v2.data.transforms import batch_mix
+from inception_v2.errors import CheckFailedError, LockedError, UsageError
+from inception_v2.locking import exclusive
 from inception_v2.models import DataConfig, ModelOutput, create_model
 from inception_v2.summary import count_macs, count_params
 from inception_v2.train import distributed as dist_utils
+from inception_v2.train.board import TensorBoardLog, summary_writer_class
 from inception_v2.train.checkpoint import (
     data_config_dict,
     load_checkpoint,
@@ -37,13 +40,14 @@ from inception_v2.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from inception_v2.train.config import RESUMABLE_CHANGES, TrainConfig
+from inception_v2.train.config import TrainConfig, changed_fields, flag_name
 from inception_v2.train.data import build_data, resolve_prepared
+from inception_v2.train.finetune import freeze_features
 from inception_v2.train.losses import InceptionLoss
 from inception_v2.train.metrics import confusion_matrix, per_class_accuracy, topk_correct, write_metrics_csv
 from inception_v2.train.optim import build_ema, build_optimizer, build_scheduler
 
-CHECK_EVERY = 20  # steps between loss checks (a host sync) and progress-bar refreshes
+CHECK_EVERY = 20  # default steps between loss checks (a host sync) and progress-bar refreshes (--log-every)
 
 
 class NonFiniteLossError(CheckFailedError):
@@ -75,7 +79,7 @@ def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
 
 def train_one_epoch(
     model: nn.Module,
-    loader: torch.utils.data.DataLoader,
+    loader: Iterable,
     loss_fn: Callable[[ModelOutput, torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer,
     *,
@@ -89,34 +93,76 @@ def train_one_epoch(
     data_cfg: Optional[DataConfig] = None,
     epoch: int = 0,
     progress: bool = True,
+    scheduler: Optional[torch.optim.lr_scheduler.LRScheduler] = None,
+    accum_steps: int = 1,
+    mix: Optional[Callable[..., Tuple[torch.Tensor, torch.Tensor]]] = None,
+    no_sync: Optional[Callable[[], Any]] = None,
+    frozen: Sequence[nn.Module] = (),
+    log_every: int = CHECK_EVERY,
+    step_offset: int = 0,
+    on_step: Optional[Callable[[int], None]] = None,
+    on_log: Optional[Callable[[int, float, float, float], None]] = None,
 ) -> Dict[str, float]:
-    """One pass over ``loader``; returns ``loss``, ``acc1`` (main logits), ``images``,
-    ``seconds`` and ``images_per_s``, summed over every process.
+    """One pass over ``loader``; returns ``loss``, ``acc1`` (main logits against the unmixed
+    labels), ``images``, ``seconds``, ``images_per_s`` (summed over every process) and ``steps``.
+
+    Each optimizer step accumulates the gradients of ``accum_steps`` batches (each loss divided
+    by ``accum_steps``, DDP synchronizing only the last: ``no_sync``), so it computes what a
+    batch ``accum_steps`` times larger would, up to BatchNorm statistics; batches left over at
+    the end of the epoch that do not fill a step are not loaded. After every step: gradient
+    clipping, the (scaled) optimizer step, the EMA update, ``scheduler.step()`` and
+    ``on_step(global step)``. ``mix`` (MixUp / CutMix) runs on the normalized batch and turns
+    the labels into probabilities. ``frozen`` modules stay in eval mode.
 
     ``forward`` maps a batch to a :class:`ModelOutput` (default ``model.forward_with_aux``;
-    :func:`fit` passes the DDP / compiled wrapper). Raises :class:`NonFiniteLossError` when the
-    loss is NaN or infinite (checked every ``CHECK_EVERY`` steps, on every process at once).
+    :func:`fit` passes the DDP / compiled wrapper). Every ``log_every`` steps the loss is
+    checked on every process at once (:class:`NonFiniteLossError` when NaN or infinite) and
+    ``on_log(global step, mean loss of those steps, lr, images/s)`` is called.
     """
     # `is None`, not `or`: a compiled module has no truth value (it has no __len__ of its own)
     forward = model.forward_with_aux if forward is None else forward
     model.train()
     if isinstance(forward, nn.Module):
         forward.train()
+    for m in frozen:
+        m.eval()
+    if accum_steps < 1:
+        raise ValueError(f"accum_steps must be >= 1, got {accum_steps}")
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     params = [p for p in model.parameters() if p.requires_grad]
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct top-1, n
     world = torch.distributed.get_world_size() if dist_utils.is_initialized() else 1
-    bar = tqdm(loader, desc=f"epoch {epoch + 1} train", unit="batch", leave=False,
+    steps_in_epoch = len(loader) // accum_steps
+    if steps_in_epoch == 0:
+        raise UsageError(f"the train loader yields {len(loader)} batches, fewer than one step of "
+                         f"{accum_steps} (--grad-accum-steps)")  # fmt: skip
+    batches = steps_in_epoch * accum_steps
+    bar = tqdm(loader, desc=f"epoch {epoch + 1} train", unit="batch", leave=False, total=batches,
                disable=not progress or None, dynamic_ncols=True)  # fmt: skip
     start = time.perf_counter()
-    step = 0
-    for step, (x, y) in enumerate(bar, start=1):
-        x, y = _to_device(x, y, device, channels_last, data_cfg)
-        with _autocast(device, amp_dtype):
-            output = forward(x)
-            loss = loss_fn(output, y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+    step, logged, logged_at = 0, torch.zeros(2, dtype=torch.float64, device=device), start
+    for i, (x, y) in enumerate(bar):
+        x, y = _to_device(x, y, device, channels_last and mix is None, data_cfg)
+        target = y
+        if mix is not None:
+            x, target = mix(x, y)  # after normalization: mixing uint8 pixels would round them
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        first, last = i % accum_steps == 0, (i + 1) % accum_steps == 0
+        with no_sync() if (no_sync is not None and not last) else contextlib.nullcontext():
+            with _autocast(device, amp_dtype):
+                output = forward(x)
+                loss = loss_fn(output, target)
+            if first:
+                optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss / accum_steps if accum_steps > 1 else loss).backward()
+        with torch.no_grad():
+            n = y.shape[0]
+            sums[0] += loss.detach().double() * n
+            sums[1] += topk_correct(output.logits.detach(), y, (1,))[0]
+            sums[2] += n
+        if not last:
+            continue
         if grad_clip_norm is not None:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, grad_clip_norm)
@@ -124,19 +170,28 @@ def train_one_epoch(
         scaler.update()
         if ema is not None:
             ema.update_parameters(model)
-        with torch.no_grad():
-            n = y.shape[0]
-            sums[0] += loss.detach().double() * n
-            sums[1] += topk_correct(output.logits.detach(), y, (1,))[0]
-            sums[2] += n
-        if step % CHECK_EVERY == 0 or step == len(loader):
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            with warnings.catch_warnings():
+                # a step the fp16 grad scaler skipped (inf/NaN gradients) still advances the schedule
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                scheduler.step()
+        step += 1
+        if on_step is not None:
+            on_step(step_offset + step)
+        if step % log_every == 0 or step == steps_in_epoch:
             _check_finite(sums[0], epoch, step, device)
-            elapsed = time.perf_counter() - start
+            now = time.perf_counter()
+            window = sums[[0, 2]] - logged
+            if on_log is not None:
+                on_log(step_offset + step, window[0].item() / window[1].item(), lr,
+                       window[1].item() * world / max(now - logged_at, 1e-9))  # fmt: skip
+            logged, logged_at = sums[[0, 2]].clone(), now
             bar.set_postfix(loss=f"{sums[0].item() / sums[2].item():.4f}",
-                            img_s=f"{sums[2].item() * world / elapsed:.0f}")  # fmt: skip
+                            img_s=f"{sums[2].item() * world / (now - start):.0f}")  # fmt: skip
+        if step == steps_in_epoch:
+            break
     bar.close()
-    if step == 0:
-        raise UsageError("the train loader yielded no batch")
     dist_utils.all_reduce_sum(sums)
     seconds = time.perf_counter() - start
     loss_sum, correct, images = sums.tolist()
@@ -146,6 +201,7 @@ def train_one_epoch(
         "images": images,
         "seconds": seconds,
         "images_per_s": images / seconds,
+        "steps": step,
     }
 
 
@@ -256,67 +312,97 @@ def _seed_epoch(seed: int, epoch: int, rank: int, loader: torch.utils.data.DataL
 
 
 def _resume_check(state: Dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    saved = state["config"]
     if state["model_name"] != cfg.model:
         raise UsageError(
             f"{path} is a checkpoint of {state['model_name']}, not {cfg.model}; "
             "resume with the same --model or choose another --out"
         )
-    changed = [f.name for f in fields(TrainConfig)
-               if f.name not in RESUMABLE_CHANGES and saved.get(f.name) != getattr(cfg, f.name)]  # fmt: skip
+    changed = changed_fields(state["config"], cfg)
     if changed:
-        detail = ", ".join(f"{k} {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+        detail = ", ".join(f"{flag_name(k)} {old!r} -> {new!r}" for k, (old, new) in changed.items())
         raise UsageError(f"cannot resume {path} with other settings ({detail})")
 
 
-def fit(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print, progress: bool = True) -> Dict[str, Any]:
+def fit(
+    cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print, progress: bool = True
+) -> Dict[str, Any]:
     """Train ``cfg.model`` per ``cfg``; returns the content of ``summary.json``.
 
     Writes (rank 0 only) ``config.json``, ``metrics.csv`` (a row per epoch), ``last.pt`` after
-    every epoch, ``best.pt`` on a new best val top-1, and ``summary.json`` at the end.
-    ``resume`` continues from ``last.pt`` (a run with no ``last.pt`` starts fresh); without it an
-    existing ``last.pt`` is a :class:`UsageError`. Under ``torchrun`` it joins the process group
-    (and leaves it when done).
+    every epoch, ``best.pt`` on a new best val top-1, ``summary.json`` at the end, and with
+    ``cfg.tensorboard`` TensorBoard event files. ``resume`` continues from ``last.pt`` (a run with
+    no ``last.pt`` starts fresh); without it an existing ``last.pt`` is a :class:`UsageError`.
+    Under ``torchrun`` it joins the process group (and leaves it when done); when torchrun has
+    restarted the workers (``--max-restarts``), it resumes by itself.
     """
     info = dist_utils.env_info()
     device = dist_utils.resolve_device(cfg.device, info)
     owns_group = info.is_distributed and not dist_utils.is_initialized()
+    say = log if info.is_main else (lambda _msg: None)
+    restarts = dist_utils.restart_count()
+    if restarts > 0 and dist_utils.shares_agent_store():
+        say(dist_utils.SHARED_STORE_NOTE)
     dist_utils.init_distributed(device, info)
     with contextlib.ExitStack() as stack:
         try:
+            # torchrun counts restarts per node (a node whose workers did not fail keeps 0), so a
+            # restart anywhere is a restart of the whole job.
+            restarted = dist_utils.any_true(restarts > 0, device)
             # Rank 0's config everywhere (another machine may lack RUN_DIR/config.json on --resume).
             cfg = dist_utils.run_on_main(lambda own=cfg: own)
             # One writer per run directory: rank 0 holds its lock until the run ends (or dies).
-            dist_utils.run_on_main(lambda: _own_run_dir(stack, Path(cfg.out)))
-            quiet = lambda _msg: None  # noqa: E731
-            return _fit(cfg, resume, info, device, log if info.is_main else quiet, progress and info.is_main)
+            wait_s = LOCK_WAIT_S if restarted else 0.0
+            dist_utils.run_on_main(lambda: _own_run_dir(stack, Path(cfg.out), wait_s=wait_s))
+            if restarted:
+                say(f"torchrun restarted the workers: resuming from {Path(cfg.out) / 'last.pt'}")
+                resume = True
+            return _fit(cfg, resume, info, device, say, progress and info.is_main, stack)
         finally:
             if owns_group:
                 dist_utils.cleanup()
 
 
-def _own_run_dir(stack: contextlib.ExitStack, out: Path) -> None:
+LOCK_WAIT_S = 60.0  # after an elastic restart, how long to wait for the dead attempt's lock
+
+
+def _own_run_dir(stack: contextlib.ExitStack, out: Path, wait_s: float = 0.0) -> None:
     """Lock ``out`` for this process (until ``stack`` closes) and remove the temporary files
-    a killed write left there (``.last.pt.*.tmp``...): nobody else can be writing them."""
+    a killed write left there (``.last.pt.*.tmp``...): nobody else can be writing them.
+
+    ``wait_s`` > 0 (an elastic restart) retries while the lock is held: the failed attempt's
+    processes (its loader workers among them) may take a moment to die and release it."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    stack.enter_context(exclusive(out, "run directory"))
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            stack.enter_context(exclusive(out, "run directory"))
+            break
+        except LockedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
     for tmp in out.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
 
 
 def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torch.device,
-         log: Callable[[str], None], progress: bool) -> Dict[str, Any]:  # fmt: skip
+         log: Callable[[str], None], progress: bool, stack: contextlib.ExitStack) -> Dict[str, Any]:  # fmt: skip
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if cfg.sync_bn and device.type != "cuda":
         raise UsageError("--sync-bn needs CUDA devices (SyncBatchNorm does not run on CPU)")
+    fault_at = dist_utils.fault_step()
+    if cfg.tensorboard and info.is_main:
+        summary_writer_class()  # a missing package is an error now, not after the data is ready
 
     # -- resume state (read by rank 0, sent to the others: nodes need not share a filesystem)
     def read_state() -> Optional[Dict[str, Any]]:
         if last_path.is_file():
             if not resume:
-                raise UsageError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
+                raise UsageError(
+                    f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
+                )
             saved = load_checkpoint(last_path)
             _resume_check(saved, cfg, last_path)
             return saved
@@ -329,18 +415,32 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     # -- data
     prepared = resolve_prepared(cfg.data, cfg.out, cfg.val_fraction, cfg.cache_dir, log)
     data_cfg = cfg.data_config()
-    data = build_data(prepared, data_cfg, cfg.batch_size, cfg.num_workers(), cfg.seed, info, device)
+    data = build_data(prepared, data_cfg, cfg.batch_size, cfg.num_workers(), cfg.seed, info, device,
+                      auto_augment=cfg.auto_augment, random_erasing=cfg.random_erasing)  # fmt: skip
     num_classes = len(data.classes)
+    steps_per_epoch = len(data.train_loader) // cfg.grad_accum_steps
+    if steps_per_epoch == 0:
+        raise UsageError(
+            f"{prepared}: the train split gives {len(data.train_loader)} batches per process, fewer than "
+            f"--grad-accum-steps {cfg.grad_accum_steps}; lower --grad-accum-steps or --batch-size"
+        )
 
     # -- model, optimizer, schedule, EMA
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     use_cuda = device.type == "cuda"
-    amp_dtype = getattr(torch, cfg.amp_dtype) if (cfg.amp if cfg.amp is not None else use_cuda) else None
+    amp_dtype = _AMP_DTYPES[cfg.amp_dtype] if (cfg.amp if cfg.amp is not None else use_cuda) else None
     channels_last = cfg.channels_last if cfg.channels_last is not None else use_cuda
     if use_cuda:
         torch.backends.cudnn.benchmark = True
     aux = cfg.aux_weight > 0
-    model = create_model(cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout)
+    # a resumed run takes every weight from last.pt: the pretrained file is not read again
+    pretrained = cfg.pretrained if state is None else None
+    model = create_model(cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout, pretrained=pretrained)
+    if pretrained is not None:
+        log(f"initialized from {pretrained} (classifiers for the {num_classes} classes of {prepared})")
+    frozen = freeze_features(model) if cfg.freeze_features else []
+    if cfg.freeze_features and cfg.pretrained is None:
+        log("note: --freeze-features without --pretrained trains the heads on randomly initialized features")
     if cfg.sync_bn and info.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
@@ -348,31 +448,46 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
         model.to(memory_format=torch.channels_last)
     params, macs = count_params(model), count_macs(model, data_cfg.input_size)
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ema = build_ema(model, cfg.ema_decay)
     loss_fn = InceptionLoss(cfg.label_smoothing, cfg.aux_weight)
+    mix = batch_mix(cfg.mixup, cfg.cutmix, num_classes)
 
     start_epoch, history, best = 0, [], {"val_acc1": -1.0, "epoch": 0}
     if state is not None:
-        _restore(state, last_path, model, optimizer, scheduler, scaler, ema)
+        _restore(state, last_path, model, optimizer, scaler, ema)
         start_epoch, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
-        log(f"resuming {out} after epoch {start_epoch} (best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})")
+        log(f"resuming {out} after epoch {start_epoch} "
+            f"(best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})")  # fmt: skip
         del state
+    scheduler.set_step(start_epoch * steps_per_epoch)  # the lr is a function of the step alone
 
     forward: nn.Module = _ForwardWithAux(model)
+    no_sync = None
     if info.is_distributed:
         forward = DistributedDataParallel(forward, device_ids=[device] if use_cuda else None)
+        no_sync = forward.no_sync
     if cfg.compile:
-        forward = torch.compile(forward)
+        forward = torch.compile(forward, backend=cfg.compile_backend)
 
+    board = None
     if info.is_main:
         write_json(out / "config.json", cfg.to_dict())
+        if cfg.tensorboard:
+            board = TensorBoardLog(out, purge_step=start_epoch * steps_per_epoch + 1)
+            stack.enter_context(contextlib.closing(board))
     log(
         f"{cfg.model} ({cfg.recipe} recipe) on {prepared}: {len(data.train)} train / {len(data.val)} val / "
         f"{len(data.test)} test crops at {data_cfg.input_size}px; {params:,} parameters; "
-        f"{info.world_size} process(es) on {device.type}, batch {cfg.batch_size} and {cfg.num_workers()} loader workers each"
+        f"{info.world_size} process(es) on {device.type}, batch {cfg.batch_size} and {cfg.num_workers()} "
+        "loader workers each"
+        + (f", {cfg.grad_accum_steps} batches per step" if cfg.grad_accum_steps > 1 else "")
     )
+
+    def on_step(global_step: int) -> None:
+        if global_step == fault_at:
+            dist_utils.fault_now(global_step)
 
     eval_model = ema.module if ema is not None else model
     for epoch in range(start_epoch, cfg.epochs):
@@ -384,13 +499,16 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
             model, data.train_loader, loss_fn, optimizer, device=device, forward=forward,
             amp_dtype=amp_dtype, scaler=scaler, grad_clip_norm=cfg.grad_clip_norm, ema=ema,
             channels_last=channels_last, data_cfg=data_cfg, epoch=epoch, progress=progress,
+            scheduler=scheduler, accum_steps=cfg.grad_accum_steps, mix=mix, no_sync=no_sync, frozen=frozen,
+            log_every=cfg.log_every, step_offset=epoch * steps_per_epoch,
+            on_step=on_step if fault_at is not None else None,
+            on_log=board.train_point if board is not None else None,
         )  # fmt: skip
         dist_utils.broadcast_buffers(eval_model)  # every process evaluates rank 0's model
         kw = dict(device=device, num_classes=num_classes, amp_dtype=amp_dtype, channels_last=channels_last,
                   data_cfg=data_cfg, progress=progress)  # fmt: skip
         va = evaluate(eval_model, data.val_loader, desc="val", **kw)
         te = evaluate(eval_model, data.test_loader, desc="test", **kw)
-        scheduler.step()
         row = {
             "epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_acc1": tr["acc1"],
             "val_loss": va.loss, "val_acc1": va.acc1, "val_acc5": va.acc5,
@@ -405,12 +523,15 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
             ckpt = {
                 "model_name": cfg.model, "num_classes": num_classes, "classes": data.classes,
                 "aux_logits": aux, "data_config": data_config_dict(data_cfg), "config": cfg.to_dict(),
-                "epoch": epoch + 1, "history": history, "best": best, **_training_state(model, optimizer, scheduler, scaler, ema),
+                "epoch": epoch + 1, "history": history, "best": best,
+                **_training_state(model, optimizer, scheduler, scaler, ema),
             }  # fmt: skip
             save_checkpoint(last_path, ckpt)
             if improved:
                 save_checkpoint(best_path, ckpt)
             write_metrics_csv(out / "metrics.csv", history)
+            if board is not None:  # after last.pt: a resumed run never repeats an epoch's points
+                board.epoch((epoch + 1) * steps_per_epoch, row)
         log(_epoch_line(row, cfg.epochs, improved))
         dist_utils.barrier()
 
@@ -425,6 +546,9 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     return summary
 
 
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def _training_state(model, optimizer, scheduler, scaler, ema) -> Dict[str, Any]:
     return {
         "model": model.state_dict(),  # always the raw trained weights
@@ -432,14 +556,15 @@ def _training_state(model, optimizer, scheduler, scaler, ema) -> Dict[str, Any]:
         "ema_updates": int(ema.n_averaged) if ema is not None else 0,
         "selected": "ema" if ema is not None else "model",  # what val evaluated and selected on
         "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "scheduler": scheduler.state_dict(),  # for the record: resuming recomputes it from the step
         "scaler": scaler.state_dict(),
         "rng": rng_state(),
     }
 
 
-def _restore(state: Dict[str, Any], path: Path, model, optimizer, scheduler, scaler, ema) -> None:
-    """The inverse of :func:`_training_state`, with a one-line error for a state that does not fit."""
+def _restore(state: Dict[str, Any], path: Path, model, optimizer, scaler, ema) -> None:
+    """The inverse of :func:`_training_state` (the schedule follows from the epoch), with a
+    one-line error for a state that does not fit."""
     load_weights(model, state["model"], path, "model")
     if ema is not None:
         if state.get("model_ema") is None:
@@ -447,7 +572,6 @@ def _restore(state: Dict[str, Any], path: Path, model, optimizer, scheduler, sca
         load_weights(ema.module, state["model_ema"], path, "EMA")
     try:
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         if ema is not None:
             ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
@@ -465,7 +589,9 @@ def _epoch_line(row: Dict[str, float], epochs: int, improved: bool) -> str:
     )
 
 
-def make_summary(cfg: TrainConfig, history: List[Dict[str, float]], params: int, macs: int, image_size: int) -> Dict[str, Any]:
+def make_summary(
+    cfg: TrainConfig, history: List[Dict[str, float]], params: int, macs: int, image_size: int
+) -> Dict[str, Any]:
     """``summary.json``: the honest figures (selected on val) and the source's (best on test)."""
     if not history:
         raise UsageError("no epoch was trained")

@@ -5,6 +5,10 @@ the same on every auxiliary head.
 which is the paper's label-smoothing regularization (Szegedy et al. 2015, section 7):
 loss = (1 - eps) * CE(p, y) + eps * mean_k(-log p_k). ``tests/train/test_losses.py`` checks the two
 agree.
+
+The target is either class indices (``N``) or class probabilities (``N x K``, the soft labels
+of MixUp / CutMix); label smoothing applies to both (``CrossEntropyLoss`` mixes a soft target
+with the uniform distribution the same way), and every auxiliary head gets the same target.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from inception_v2.models import ModelOutput
 
 
 class InceptionLoss(nn.Module):
-    """``CE_eps(logits, y) + aux_weight * sum_i CE_eps(aux_i, y)`` over a :class:`ModelOutput`."""
+    """``CE_eps(logits, y) + aux_weight * sum_i CE_eps(aux_i, y)`` over a :class:`ModelOutput`;
+    ``y`` holds class indices or class probabilities."""
 
     def __init__(self, label_smoothing: float = 0.0, aux_weight: float = 0.3) -> None:
         super().__init__()
