@@ -80,3 +80,27 @@ def test_training_on_a_generated_folder_beats_chance_and_keeps_the_class_names(l
     best = max(row["val_acc1"] for row in history)
     assert best >= 0.6, f"val top-1 {best:.2f}: no better than chance (0.25) by a clear margin"
     assert load_model(tmp_path / "run" / "best.pt").classes == ["aeroplane", "bus", "diningtable", "pottedplant"]
+
+
+def test_training_without_a_test_split_reports_none(learnable_folder, tmp_path):
+    """An image folder without test/: every epoch is trained and validated, the test figures
+    are absent (NaN in metrics.csv, null in summary.json), and compare shows "-"."""
+    import json
+    import math
+
+    from inception_v2.report.compare import compare
+    from inception_v2.train import fit
+    from inception_v2.train.metrics import read_metrics_csv
+
+    root = Path(shutil.copytree(learnable_folder, tmp_path / "no-test", ignore=shutil.ignore_patterns("test")))
+    prepare(tmp_path / "p", image_folder=root, workers=1, progress=False, log=quiet)
+    lines = []
+    summary = fit(tiny_config(tmp_path / "p", tmp_path / "run", batch_size=16, epochs=1), log=lines.append,
+                  progress=False)  # fmt: skip
+    assert summary["test_acc1_at_best_val"] is None and summary["best_test_acc1"] is None
+    assert 0.0 <= summary["best_val_acc1"] <= 1.0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc1"] is None
+    assert math.isnan(read_metrics_csv(tmp_path / "run" / "metrics.csv")[0]["test_acc1"])
+    assert any("no test split" in line for line in lines)
+    table = compare([tmp_path / "run"], tmp_path / "cmp")["table"]
+    assert "| - |" in table

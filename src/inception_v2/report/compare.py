@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from inception_v2.atomic import write_json, write_text
 from inception_v2.errors import UsageError
@@ -73,8 +73,9 @@ def load_run(path: Path) -> Run:
 # --------------------------------------------------------------------------- the table
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
+def _pct(x: Optional[float]) -> str:
+    """A fraction as a percentage; "-" for a figure the run does not have (no test split)."""
+    return "-" if x is None or x != x else f"{100 * x:.2f}%"
 
 
 def comparison_rows(runs: Sequence[Run]) -> List[Dict[str, Any]]:

@@ -49,7 +49,7 @@ class TensorBoardLog:
 
     def epoch(self, step: int, row: Mapping[str, float]) -> None:
         for key, value in row.items():
-            if key != "epoch":
+            if key != "epoch" and value == value:  # NaN: a split the data set does not have
                 self.writer.add_scalar(f"epoch/{key}", value, step)
         self.writer.flush()
 

@@ -9,6 +9,7 @@ wrapped in DDP, metrics are summed over processes and only rank 0 writes files.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 import warnings
@@ -435,7 +436,9 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     aux = cfg.aux_weight > 0
     # a resumed run takes every weight from last.pt: the pretrained file is not read again
     pretrained = cfg.pretrained if state is None else None
-    model = create_model(cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout, pretrained=pretrained)
+    arch = dict(state.get("arch_options") or {}) if state is not None else {}  # as the run was built
+    model = create_model(cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout, pretrained=pretrained,
+                         **arch)  # fmt: skip
     if pretrained is not None:
         log(f"initialized from {pretrained} (classifiers for the {num_classes} classes of {prepared})")
     frozen = freeze_features(model) if cfg.freeze_features else []
@@ -508,7 +511,8 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
         kw = dict(device=device, num_classes=num_classes, amp_dtype=amp_dtype, channels_last=channels_last,
                   data_cfg=data_cfg, progress=progress)  # fmt: skip
         va = evaluate(eval_model, data.val_loader, desc="val", **kw)
-        te = evaluate(eval_model, data.test_loader, desc="test", **kw)
+        # a data set without a test split (an image folder without test/) reports none: NaN
+        te = evaluate(eval_model, data.test_loader, desc="test", **kw) if len(data.test) else _NO_TEST
         row = {
             "epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_acc1": tr["acc1"],
             "val_loss": va.loss, "val_acc1": va.acc1, "val_acc5": va.acc5,
@@ -523,6 +527,8 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
             ckpt = {
                 "model_name": cfg.model, "num_classes": num_classes, "classes": data.classes,
                 "aux_logits": aux, "data_config": data_config_dict(data_cfg), "config": cfg.to_dict(),
+                # what rebuilds this very network (a release's options, e.g. Caffe pooling)
+                "in_chans": model.in_chans, "arch_options": dict(model.arch_options),
                 "epoch": epoch + 1, "history": history, "best": best,
                 **_training_state(model, optimizer, scheduler, scaler, ema),
             }  # fmt: skip
@@ -538,11 +544,12 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     summary = make_summary(cfg, history, params, macs, data_cfg.input_size)
     if info.is_main:
         write_json(out / "summary.json", summary)
-        log(
-            f"done: best val top-1 {summary['best_val_acc1']:.2%} at epoch {summary['best_epoch']}, "
-            f"test top-1 there {summary['test_acc1_at_best_val']:.2%} (final {summary['final_test_acc1']:.2%}; "
-            f"source-style best test {summary['best_test_acc1']:.2%}); {out}"
-        )
+        test = (
+            "no test split" if summary["test_acc1_at_best_val"] is None
+            else f"test top-1 there {summary['test_acc1_at_best_val']:.2%} (final {summary['final_test_acc1']:.2%}; "
+            f"source-style best test {summary['best_test_acc1']:.2%})"
+        )  # fmt: skip
+        log(f"done: best val top-1 {summary['best_val_acc1']:.2%} at epoch {summary['best_epoch']}, {test}; {out}")
     return summary
 
 
@@ -580,13 +587,25 @@ def _restore(state: Dict[str, Any], path: Path, model, optimizer, scaler, ema) -
         raise UsageError(f"{path}: cannot restore the training state: {e}") from None
 
 
+_NO_TEST = EvalResult(loss=math.nan, acc1=math.nan, acc5=math.nan, images=0, confusion=torch.zeros(0, 0))
+
+
 def _epoch_line(row: Dict[str, float], epochs: int, improved: bool) -> str:
+    test = (
+        "no test split" if math.isnan(row["test_acc1"])
+        else f"test acc1 {row['test_acc1']:.2%} acc5 {row['test_acc5']:.2%}"
+    )  # fmt: skip
     return (
         f"epoch {row['epoch']:>3}/{epochs} lr {row['lr']:.3g} | train loss {row['train_loss']:.4f} "
         f"acc1 {row['train_acc1']:.2%} | val loss {row['val_loss']:.4f} acc1 {row['val_acc1']:.2%} "
-        f"acc5 {row['val_acc5']:.2%} | test acc1 {row['test_acc1']:.2%} acc5 {row['test_acc5']:.2%} | "
+        f"acc5 {row['val_acc5']:.2%} | {test} | "
         f"{row['images_per_s']:.0f} img/s {row['seconds']:.0f}s" + ("  * best val" if improved else "")
     )
+
+
+def _finite(x: float) -> Optional[float]:
+    """``x``, or None for the NaN of a split that does not exist (JSON has no NaN)."""
+    return None if math.isnan(x) else x
 
 
 def make_summary(
@@ -604,13 +623,14 @@ def make_summary(
         "image_size": image_size,
         "best_val_acc1": at_best["val_acc1"],
         "best_epoch": int(at_best["epoch"]),
-        "test_acc1_at_best_val": at_best["test_acc1"],
-        "test_acc5_at_best_val": at_best["test_acc5"],
+        # None when the data set has no test split
+        "test_acc1_at_best_val": _finite(at_best["test_acc1"]),
+        "test_acc5_at_best_val": _finite(at_best["test_acc5"]),
         "final_val_acc1": final["val_acc1"],
-        "final_test_acc1": final["test_acc1"],
+        "final_test_acc1": _finite(final["test_acc1"]),
         # The source's figure: the maximum test accuracy over epochs, i.e. selected on the test
         # set itself. Optimistic; reported only to compare with the source's numbers.
-        "best_test_acc1": max(r["test_acc1"] for r in history),
+        "best_test_acc1": _finite(max(r["test_acc1"] for r in history)),
         "best_test_acc1_note": "source-style: max test top-1 over epochs (selected on test; optimistic)",
         "params": params,
         "macs": macs,
