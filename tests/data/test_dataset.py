@@ -125,3 +125,17 @@ def test_make_loader_seed_fixes_the_order(prepared_sample):
     assert orders[0] == orders[1] and sorted(orders[0]) == sorted(ds.targets)
     with pytest.raises(UsageError):
         make_loader(ds, batch_size=4, shuffle=True, workers=0, sampler=torch.utils.data.SequentialSampler(ds))
+
+
+def test_the_resize_uses_the_data_configs_interpolation():
+    from dataclasses import replace
+
+    from torchvision.transforms import v2
+
+    cfg = DataConfig(input_size=32, resize_size=40, min_input_size=32)
+    image = torch.randint(0, 256, (3, 50, 60), dtype=torch.uint8)
+    bilinear = eval_transform(cfg, normalize=False)(image)
+    nearest = eval_transform(replace(cfg, interpolation="nearest"), normalize=False)(image)
+    assert not torch.equal(bilinear, nearest)
+    expected = v2.CenterCrop(32)(v2.Resize(40, interpolation=v2.InterpolationMode.NEAREST)(image))
+    assert torch.equal(nearest, expected)

@@ -61,6 +61,11 @@ def _auto_augment(policy: str) -> List[v2.Transform]:
     raise ValueError(f"auto_augment must be one of {', '.join(AUTO_AUGMENT_POLICIES)}, got {policy!r}")
 
 
+def _resize(cfg: DataConfig) -> v2.Resize:
+    """The shorter side to ``cfg.resize_size`` with ``cfg.interpolation`` (antialiased)."""
+    return v2.Resize(cfg.resize_size, interpolation=v2.InterpolationMode(cfg.interpolation), antialias=True)
+
+
 def train_transform(
     cfg: DataConfig, normalize: bool = True, auto_augment: str = "none", random_erasing: float = 0.0,
 ) -> v2.Compose:
@@ -71,7 +76,7 @@ def train_transform(
         raise ValueError(f"random_erasing must be in [0, 1], got {random_erasing}")
     steps = [
         v2.ToImage(),  # PIL or tensor in, tv_tensors.Image out (no copy for a tensor)
-        v2.Resize(cfg.resize_size, antialias=True),  # shorter side -> resize_size
+        _resize(cfg),  # shorter side -> resize_size
         v2.RandomCrop(cfg.input_size),
         v2.Lambda(_channels_first),
         v2.RandomHorizontalFlip(),
@@ -89,7 +94,7 @@ def eval_transform(cfg: DataConfig, normalize: bool = True) -> v2.Compose:
     """Deterministic preprocessing for validation and test: resize, then the centre crop."""
     steps = [
         v2.ToImage(),
-        v2.Resize(cfg.resize_size, antialias=True),
+        _resize(cfg),
         v2.CenterCrop(cfg.input_size),
         v2.Lambda(_channels_first),
     ]
