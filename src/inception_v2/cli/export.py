@@ -1,9 +1,9 @@
-"""``inception-v2 export``: :func:`inception_v2.deploy.export.export_model`."""
+"""``inception-v2 export``: :func:`inception_v2.deploy.export.export_model`, and
+:func:`inception_v2.deploy.quantize.export_int8_from_prepared` for ``--quantize int8``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from inception_v2.deploy.export import (
@@ -11,17 +11,21 @@ from inception_v2.deploy.export import (
     FORMATS,
     INPUT_NAME,
     NOISE_FACTOR,
+    ONNX_EXPORTERS,
     OUTPUT_NAME,
     TOLERANCE,
     VERIFY_BATCH_SIZES,
     ParityError,
     export_model,
 )
-from inception_v2.errors import UsageError
+from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.models import create_model, list_models
 
-SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
+SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
                   ".torchscript": "torchscript"}  # fmt: skip
+QUANTIZE_CHOICES = ("int8",)
+DEFAULT_CALIBRATION_IMAGES = 256  # = inception_v2.deploy.quantize.DEFAULT_CALIBRATION_IMAGES (not imported: onnxruntime)
+DEFAULT_MAX_DROP = 1.0
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -35,15 +39,29 @@ def configure(p: argparse.ArgumentParser) -> None:
         "exit status is 1."
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training")
+    src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training, or a release folder")
     src.add_argument("--model", metavar="NAME", help=f"an untrained model, one of: {', '.join(list_models())}")
     p.add_argument("--num-classes", type=int, default=None, metavar="K", help="with --model: classifier width (default 1000)")
     p.add_argument("--format", choices=FORMATS, default=None,
-                   help="default: from the suffix of --out (.onnx; .pt, .ts: torchscript)")
+                   help="default: from the suffix of --out (.onnx; .pt2: torch.export; .pt, .ts: torchscript, legacy)")
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="input side S (default: the model's trained / nominal size)")
     p.add_argument("--opset", type=int, default=None, metavar="K", help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--exporter", choices=ONNX_EXPORTERS, default=None,
+                   help="ONNX: auto (default: dynamo-based when onnxscript is installed, else TorchScript-based), "
+                        "dynamo or torchscript")
+    q = p.add_argument_group("INT8 (ONNX, static post-training quantization with ONNX Runtime)")
+    q.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None,
+                   help="int8: QDQ, per-channel int8 weights, uint8 activations; needs --checkpoint and "
+                        "--calibration-data")
+    q.add_argument("--calibration-data", metavar="DIR", default=None,
+                   help="a prepared folder with the model's classes: train images calibrate, val checks accuracy")
+    q.add_argument("--calibration-images", type=int, default=None, metavar="N",
+                   help=f"train images to calibrate on (default {DEFAULT_CALIBRATION_IMAGES})")
+    q.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
+                   help=f"refuse (exit 1, nothing written) when INT8 val top-1 is more than this many points "
+                        f"below float32 (default {DEFAULT_MAX_DROP:g})")
 
 
 def output_format(out: str, given: str = None) -> str:
@@ -60,8 +78,29 @@ def output_format(out: str, given: str = None) -> str:
     return given
 
 
+def _check_quantize_args(args: argparse.Namespace, fmt: str) -> None:
+    options = {"--calibration-data": args.calibration_data, "--calibration-images": args.calibration_images,
+               "--max-drop": args.max_drop}  # fmt: skip
+    given = [flag for flag, value in options.items() if value is not None]
+    if args.quantize is None:
+        if given:
+            raise UsageError(f"{given[0]} applies to --quantize int8 only")
+        return
+    if fmt != "onnx":
+        raise UsageError(f"--quantize {args.quantize} writes ONNX, not {fmt}; use an .onnx --out")
+    if args.checkpoint is None:
+        raise UsageError(f"--quantize {args.quantize} needs a trained model (--checkpoint): its accuracy is checked")
+    if args.calibration_data is None:
+        raise UsageError(f"--quantize {args.quantize} needs --calibration-data DIR (a prepared folder)")
+    if args.calibration_images is not None and args.calibration_images < 1:
+        raise UsageError(f"--calibration-images must be >= 1, got {args.calibration_images}")
+    if args.max_drop is not None and not args.max_drop >= 0:
+        raise UsageError(f"--max-drop must be >= 0 (top-1 points), got {args.max_drop}")
+
+
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.out, args.format)
+    _check_quantize_args(args, fmt)
     if args.checkpoint is not None:
         if args.num_classes is not None:
             raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
@@ -80,9 +119,18 @@ def run(args: argparse.Namespace) -> int:
             "never measured, so its logits are huge and the check below is relative to them"
         )
     try:
-        result = export_model(model, args.out, fmt, args.image_size, args.opset)
+        if args.quantize == "int8":
+            from inception_v2.deploy.quantize import export_int8_from_prepared
+
+            result = export_int8_from_prepared(
+                model, args.out, args.calibration_data,
+                calibration_images=args.calibration_images or DEFAULT_CALIBRATION_IMAGES,
+                image_size=args.image_size, max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
+                opset=args.opset or DEFAULT_OPSET, exporter=args.exporter or "auto", progress=True,
+            )  # fmt: skip
+        else:
+            result = export_model(model, args.out, fmt, args.image_size, args.opset, args.exporter)
     except ParityError as e:
-        print(f"error: {e}; nothing was written", file=sys.stderr)
-        return 1
+        raise CheckFailedError(f"{e}; nothing was written") from None
     print(result.describe())
     return 0
