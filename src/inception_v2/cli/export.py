@@ -66,7 +66,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def output_format(out: str, given: str = None) -> str:
     """The format of ``--out``: ``given`` (which must not contradict a known suffix), else the
-    one its suffix names."""
+    one its suffix names. An existing folder is refused: these formats are single files."""
+    if Path(out).is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name (for example {Path(out) / 'model.onnx'})")
     implied = SUFFIX_FORMATS.get(Path(out).suffix.lower())
     if given is None:
         if implied is None:

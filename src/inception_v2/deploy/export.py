@@ -33,6 +33,7 @@ import copy
 import importlib.util
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -252,12 +253,19 @@ def _write_verified(
 @contextmanager
 def _quiet_tracing() -> Iterator[None]:
     """Silences the tracer's notes on our input checks (they become constants, which is what
-    a fixed-size export wants) and PyTorch's deprecation notices for its TorchScript tools."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        yield
+    a fixed-size export wants), PyTorch's deprecation notices for its TorchScript tools, and
+    ``torch.export``'s log of a failed load (a traceback; our error says it in one line)."""
+    logger = logging.getLogger("torch.export")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _result(
