@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from inception_v2.cli import main
+from inception_v2.data import VOCCrops
 from inception_v2.errors import CheckFailedError, UsageError
 
 pytest.importorskip("onnx", reason="INT8 export needs the onnx package: pip install 'inception-v2[onnx]'")
@@ -80,6 +81,18 @@ def test_int8_export_is_quantized_keeps_metadata_and_accuracy(trained, prepared_
     assert json.loads(meta["val_top1_int8"]) == pytest.approx(r.int8_top1, abs=1e-6)
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     assert clf(x).shape == (3, 20) and clf(x[:1]).shape == (1, 20)
+    assert_runs_as_integer_operators(out, tmp_path / "optimized.onnx")
+
+
+def assert_runs_as_integer_operators(path: Path, optimized: Path) -> None:
+    """ONNX Runtime fuses the QDQ pairs: every convolution runs as ``QLinearConv``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimized)  # the graph ONNX Runtime runs
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(optimized)).graph.node]
+    assert ops.count("QLinearConv") >= 50 and "Conv" not in ops
 
 
 def test_a_broken_calibration_is_refused_and_leaves_nothing(trained, prepared_sample, self_labelled_val, tmp_path):
@@ -93,7 +106,8 @@ def test_a_broken_calibration_is_refused_and_leaves_nothing(trained, prepared_sa
     assert out.read_bytes() == b"previous export" and files(tmp_path) == ["m.onnx"]
 
 
-@pytest.mark.parametrize("name", [n if n == "googlenet_bn" else pytest.param(n, marks=pytest.mark.slow) for n in SIZES])
+@pytest.mark.slow  # 4 to 8 s each; the default run quantizes the trained googlenet_bn above
+@pytest.mark.parametrize("name", list(SIZES))
 def test_every_model_quantizes(name, tmp_path):
     """Each registered model's float ONNX becomes a QDQ graph that ONNX Runtime runs as integer
     operators (``QLinearConv``), with a dynamic batch. (Its accuracy is checked on a trained
@@ -107,13 +121,7 @@ def test_every_model_quantizes(name, tmp_path):
     batches = [torch.rand(2, 3, size, size, generator=g) * 2 - 1 for _ in range(2)]
     assert quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", batches) == 4
 
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "opt.onnx")  # the graph ONNX Runtime runs
-    ort.InferenceSession(str(tmp_path / "q.onnx"), options, providers=["CPUExecutionProvider"])
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
-    assert ops.count("QLinearConv") >= 50 and "Conv" not in ops
+    assert_runs_as_integer_operators(tmp_path / "q.onnx", tmp_path / "opt.onnx")
     q = OnnxClassifier(tmp_path / "q.onnx")
     for n in (1, 3):
         logits = q(torch.rand(n, 3, size, size) * 2 - 1)
@@ -143,16 +151,23 @@ def test_cli_int8_export_prints_both_accuracies(tiny_run, prepared_sample, tmp_p
 
 
 def test_cli_refuses_when_the_gate_fails(tiny_run, prepared_sample, tmp_path, monkeypatch, capsys):
+    """The CLI's side of the gate (the gate itself: test_a_broken_calibration_is_refused...)."""
     import inception_v2.deploy.quantize as quantize
 
-    monkeypatch.setattr(quantize, "compare_top1", lambda *a, **k: (50, 40, 80, 100))  # 10 points lost
-    out = tmp_path / "m.onnx"
+    seen = {}
+
+    def gate_fails(model, path, calibration, validation, **kwargs):
+        seen.update(kwargs, calibration=sum(len(x) for x in calibration()), validation=sum(len(y) for _, y in validation()))
+        raise CheckFailedError(f"INT8 val top-1 40.00% is 10.00 points below float32 50.00%; {path} was not written")
+
+    monkeypatch.setattr(quantize, "export_onnx_int8", gate_fails)
     code = main(["export", "--checkpoint", str(tiny_run / "best.pt"), "--quantize", "int8",
-                 "--calibration-data", str(prepared_sample), "--calibration-images", "4",
-                 "--exporter", "torchscript", "--out", str(out)])  # fmt: skip
+                 "--calibration-data", str(prepared_sample), "--calibration-images", "20", "--max-drop", "0.5",
+                 "--out", str(tmp_path / "m.onnx")])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1
-    assert "INT8 val top-1 40.00% is 10.00 points below float32 50.00%" in err and "--max-drop 1" in err
+    assert code == 1 and err.count("\n") == 1 and "10.00 points below float32" in err
+    assert seen["max_drop"] == 0.5 and seen["image_size"] == 32 and seen["exporter"] == "auto"
+    assert seen["calibration"] == 20 and seen["validation"] == len(VOCCrops(prepared_sample, "val"))
     assert files(tmp_path) == []
 
 

@@ -133,12 +133,13 @@ def test_a_release_folder_is_usable(tiny_run, deployed, reference, prepared_samp
 # --------------------------------------------------------------------------- bad files
 
 
-def test_a_file_without_class_names_is_refused(tmp_path):
-    from tests.deploy.test_fuse import calibrated
+def test_a_file_without_class_names_is_refused(deployed, tmp_path):
+    import json
+    import shutil
 
-    model = calibrated("googlenet_bn")
-    assert getattr(model, "classes", None) is None
-    export_model(model, tmp_path / "m.pt2", "pt2", image_size=64)
+    shutil.copy(deployed["pt2"], tmp_path / "m.pt2")
+    meta = json.loads(pt2_sidecar(deployed["pt2"]).read_text())
+    pt2_sidecar(tmp_path / "m.pt2").write_text(json.dumps(dict(meta, classes=None)))  # as an untrained model's
     with pytest.raises(UsageError, match="does not name its classes"):
         load_classifier(tmp_path / "m.pt2", "cpu")
 
