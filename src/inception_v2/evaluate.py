@@ -71,7 +71,9 @@ def _scores(runner: Any, loader: torch.utils.data.DataLoader, tta: str, progress
             "pred": torch.cat(preds), "conf": torch.cat(confs)}  # fmt: skip
 
 
-def _mistakes(dataset: VOCCrops, pred: torch.Tensor, conf: torch.Tensor, classes: List[str], k: int) -> List[Dict[str, Any]]:
+def _mistakes(
+    dataset: VOCCrops, pred: torch.Tensor, conf: torch.Tensor, classes: List[str], k: int,
+) -> List[Dict[str, Any]]:
     """The ``k`` wrong predictions made with the highest confidence, most confident first."""
     labels = torch.as_tensor(dataset.targets)
     wrong = (pred != labels).nonzero().flatten()

@@ -34,7 +34,8 @@ def deployed(tiny_run, prepared_sample, tmp_path_factory):
     d = tmp_path_factory.mktemp("deployed")
     model = load_model(tiny_run / "best.pt")
     paths = {"checkpoint": tiny_run / "best.pt", "onnx": d / "m.onnx", "onnx-int8": d / "m-int8.onnx",
-             "pt2": d / "m.pt2", "torchscript": d / "m.pt"}  # .pt: told apart from a checkpoint by its content  # fmt: skip
+             "pt2": d / "m.pt2", "torchscript": d / "m.pt"}  # fmt: skip
+    # (m.pt: TorchScript is told apart from a checkpoint by its content, not its suffix)
     export_model(model, paths["onnx"], "onnx")  # the dynamo-based exporter
     export_model(model, paths["pt2"], "pt2")
     export_model(model, paths["torchscript"], "torchscript")

@@ -18,14 +18,12 @@ from inception_v2.deploy.export import (
     ParityError,
     export_model,
 )
+from inception_v2.deploy.quantize import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP, QUANTIZATIONS
 from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.models import create_model, list_models
 
-SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
-                  ".torchscript": "torchscript"}  # fmt: skip
-QUANTIZE_CHOICES = ("int8",)
-DEFAULT_CALIBRATION_IMAGES = 256  # = inception_v2.deploy.quantize.DEFAULT_CALIBRATION_IMAGES (not imported: onnxruntime)
-DEFAULT_MAX_DROP = 1.0
+SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".pth": "torchscript",
+                  ".ts": "torchscript", ".torchscript": "torchscript"}  # fmt: skip
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -52,7 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="ONNX: auto (default: dynamo-based when onnxscript is installed, else TorchScript-based), "
                         "dynamo or torchscript")
     q = p.add_argument_group("INT8 (ONNX, static post-training quantization with ONNX Runtime)")
-    q.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None,
+    q.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
                    help="int8: QDQ, per-channel int8 weights, uint8 activations; needs --checkpoint and "
                         "--calibration-data")
     q.add_argument("--calibration-data", metavar="DIR", default=None,

@@ -330,9 +330,9 @@ def _choose_exporter(exporter: str, opset: int) -> Tuple[str, Tuple[str, ...]]:
         return "dynamo", ()
     if exporter == "torchscript" or opset < DYNAMO_MIN_OPSET or not dynamo_exporter_available():
         if opset > TORCHSCRIPT_MAX_OPSET:
+            why = "" if exporter == "torchscript" else f" (the dynamo-based one needs onnxscript: {ONNX_INSTALL_HINT})"
             raise UsageError(f"the TorchScript-based ONNX exporter writes opset {TORCHSCRIPT_MAX_OPSET} or older, "
-                             f"not {opset}" + ("" if exporter == "torchscript" else
-                                               f" (the dynamo-based one needs onnxscript: {ONNX_INSTALL_HINT})"))  # fmt: skip
+                             f"not {opset}{why}")  # fmt: skip
         if exporter == "torchscript":
             return "torchscript", ()
         why = (f"opset {opset} is older than the dynamo-based exporter's {DYNAMO_MIN_OPSET}"

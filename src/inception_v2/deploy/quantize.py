@@ -155,7 +155,7 @@ def quantize_int8(
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
             )  # fmt: skip
-        except ValueError as e:
+        except ValueError:
             if seen[0] == 0:
                 raise UsageError("INT8 calibration got no images") from None
             raise

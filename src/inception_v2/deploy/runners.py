@@ -2,15 +2,16 @@
 
 ``evaluate`` and ``predict`` take any of these, and so can any caller:
 
-==========================  =========================================================  ==============
-what                        how it runs                                                class names in
-==========================  =========================================================  ==============
-a training checkpoint       ``load_model`` + :func:`~inception_v2.deploy.inference.prepare_for_inference`   the checkpoint
-a release folder            the same (``DIR/model.safetensors`` + ``DIR/config.json``)  ``config.json``
-``.onnx`` (float or INT8)   ONNX Runtime (:class:`~inception_v2.deploy.inference.OnnxClassifier`)          ``metadata_props``
-``.pt2``                    ``torch.export.load(path).module()`` (:class:`ProgramClassifier`)              ``PATH.json``
-TorchScript (legacy)        ``torch.jit.load`` (:class:`TorchScriptClassifier`)                            ``meta.json`` inside
-==========================  =========================================================  ==============
+* a training checkpoint: ``load_model`` then
+  :func:`~inception_v2.deploy.inference.prepare_for_inference`; class names from the checkpoint;
+* a release folder (``DIR/model.safetensors`` + ``DIR/config.json``): the same; names from
+  ``config.json``;
+* ``.onnx`` (float or INT8): ONNX Runtime (:class:`~inception_v2.deploy.inference.OnnxClassifier`);
+  names from ``metadata_props``;
+* ``.pt2``: ``torch.export.load(path).module()`` (:class:`ProgramClassifier`); names from the
+  sidecar ``PATH.json`` (or the copy inside the archive);
+* TorchScript (legacy; any suffix, recognized by its content): ``torch.jit.load``
+  (:class:`TorchScriptClassifier`); names from its ``meta.json``.
 
 Each returned object is called on a normalized float32 batch ``N x 3 x S x S`` (the model's
 eval transform, :func:`inception_v2.data.eval_transform` of its ``data_config``) and returns
