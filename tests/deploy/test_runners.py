@@ -175,3 +175,24 @@ def test_a_folder_for_a_file_and_a_file_for_a_folder_are_one_line_errors(case, d
     assert err.startswith("error: ") and err.count("\n") == 1
     assert (str(a_file) if case.startswith("file") else checkpoint) in err
     assert a_file.read_text() == "x"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pt2_torchscript_and_checkpoint_run_on_cuda(deployed, reference, prepared_sample):
+    val = VOCCrops(prepared_sample, "val", eval_transform(reference.data_config))
+    x = torch.stack([val[i][0] for i in range(4)])
+    with torch.inference_mode():
+        want = reference(x)
+    for fmt in ("checkpoint", "pt2", "torchscript"):
+        clf = load_classifier(deployed[fmt], "cuda")
+        assert clf.device.type == "cuda" and clf.classes == reference.classes
+        with torch.inference_mode():
+            got = clf(x)  # a CPU batch is moved to the device
+        assert got.device.type == "cuda" and got.dtype == torch.float32
+        # the checkpoint runs under bf16 autocast on CUDA; the exported programs in float32
+        tolerance = 0.5 if fmt == "checkpoint" else 1e-2
+        assert float((got.cpu() - want).abs().max()) <= tolerance * max(1.0, float(want.abs().max()))
+    r = evaluate_checkpoint(deployed["pt2"], prepared_sample, workers=0, device="cuda", progress=False)
+    ref = evaluate_checkpoint(deployed["pt2"], prepared_sample, workers=0, device="cpu", progress=False)
+    assert abs(r["acc1"] - ref["acc1"]) <= 0.02

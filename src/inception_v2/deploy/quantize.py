@@ -94,8 +94,9 @@ class Int8Result:
             f"float32 ONNX ({f.exporter}-based exporter, opset {f.opset}) verified against PyTorch: max-abs difference "
             + ", ".join(f"{d:.1e} at batch {b}" for b, d in f.max_abs_diff.items()) + f" (tolerance {f.tolerance:.1e})",
             f"calibrated on {self.calibration_images} train images; val top-1 over {self.val_images} images: "
-            f"float32 {self.float_top1:.2%}, int8 {self.int8_top1:.2%} ({self.drop:+.2f} points lost; "
-            f"allowed {self.max_drop:g}); same prediction on {self.agreement:.1%}",
+            f"float32 {self.float_top1:.2%}, int8 {self.int8_top1:.2%} ("
+            + (f"{self.drop:.2f} points lost" if self.drop >= 0 else f"{-self.drop:.2f} points gained")
+            + f"; --max-drop {self.max_drop:g}); same prediction on {self.agreement:.1%}",
             f"wrote {self.path} (ONNX int8, QDQ, {self.size_bytes / 1e6:.1f} MB, float32 "
             f"{self.float_size_bytes / 1e6:.1f} MB): {self.model_name}, input 'images' N x 3 x {self.image_size} x "
             f"{self.image_size} (N dynamic) in {self.seconds:.0f} s",
