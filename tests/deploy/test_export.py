@@ -86,8 +86,7 @@ def test_onnx_export_matches_pytorch(name, tmp_path, onnx_runtime):
         assert float((got - ref).abs().max()) <= result.tolerance
 
 
-@pytest.mark.parametrize("name", [n if n == "googlenet_bn" else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in list_models()])  # the others in `pytest -m slow`; ~6 s each
+@pytest.mark.parametrize("name", list_models())
 def test_pt2_export_matches_pytorch_at_two_batch_sizes(name, tmp_path):
     model, size = trained(name), SIZES[name]
     result = export_pt2(model, tmp_path / "m.pt2", image_size=size)

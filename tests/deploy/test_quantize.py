@@ -105,7 +105,6 @@ def test_a_broken_calibration_is_refused_and_leaves_nothing(trained, prepared_sa
     assert out.read_bytes() == b"previous export" and files(tmp_path) == ["m.onnx"]
 
 
-@pytest.mark.slow  # 4 to 8 s each; the default run quantizes the trained googlenet_bn above
 @pytest.mark.parametrize("name", list(SIZES))
 def test_every_model_quantizes(name, tmp_path):
     """Each registered model's float ONNX becomes a QDQ graph that ONNX Runtime runs as integer
