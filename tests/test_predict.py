@@ -1,6 +1,8 @@
-"""`inception-v2 predict`: top classes of image files, from a checkpoint or an ONNX export."""
+"""`inception-v2 predict`: top classes of image files, from a checkpoint (other deployed formats:
+tests/deploy/test_runners.py), and its errors."""
 
 import pytest
+import torch
 from PIL import Image
 
 from inception_v2.cli import main
@@ -25,12 +27,24 @@ def crop_files(prepared_sample, tmp_path_factory):
 
 
 def test_predict_top_classes_with_probabilities(tiny_run, crop_files):
+    from inception_v2 import load_model
+    from inception_v2.data import eval_transform
+    from inception_v2.predict import read_image
+
     paths, _ = crop_files
     results = predict(tiny_run / "best.pt", paths, topk=3, device="cpu")
+    everything = predict(tiny_run / "best.pt", paths, topk=100, device="cpu")  # capped at the 20 classes
     assert [r["image"] for r in results] == [str(p) for p in paths]
-    for r in results:
-        probs = [t["probability"] for t in r["top"]]
-        assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    model = load_model(tiny_run / "best.pt")
+    for r, full, path in zip(results, everything, paths):
+        probs = [t["probability"] for t in full["top"]]
+        assert len(probs) == 20 and sum(probs) == pytest.approx(1.0, abs=1e-5)  # a distribution over all classes
+        assert probs == sorted(probs, reverse=True) and r["top"] == full["top"][:3]
+        # the same numbers as the model itself on the eval transform of the file
+        with torch.inference_mode():
+            want = torch.softmax(model(eval_transform(model.data_config)(read_image(path))[None]), 1)[0]
+        by_class = {t["class"]: t["probability"] for t in full["top"]}
+        assert torch.allclose(torch.tensor([by_class[c] for c in model.classes]), want, atol=1e-4)
 
 
 def test_predict_box_and_cli(tiny_run, crop_files, capsys):
@@ -60,17 +74,21 @@ def test_predict_bad_inputs(tiny_run, crop_files, tmp_path, capsys):
     assert code == 2 and "cannot read image" in capsys.readouterr().err
 
 
-def test_predict_onnx(tiny_run, crop_files, tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    from inception_v2 import load_model
-    from inception_v2.deploy.export import export_model
+def test_predict_refuses_a_decompression_bomb_in_one_line(tiny_run, tmp_path, monkeypatch, capsys):
+    # PIL warns above MAX_IMAGE_PIXELS and raises above twice that; both are refused, naming the
+    # image, before anything is decoded. A low limit stands in for a 100-megapixel file.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for side, name in ((40, "warned.png"), (60, "raised.png")):  # 1,600 and 3,600 pixels
+        Image.new("RGB", (side, side)).save(tmp_path / name)
+        code = main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(tmp_path / name), "--device", "cpu"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1
+        assert f"image {tmp_path / name} refused as a possible decompression bomb" in err
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    assert main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(tmp_path / "raised.png"),
+                 "--device", "cpu"]) == 0  # fmt: skip
 
-    onnx_path = tmp_path / "model.onnx"
-    export_model(load_model(tiny_run / "best.pt"), onnx_path, format="onnx")
-    paths, _ = crop_files
-    from_onnx = predict(onnx_path, paths, topk=3)
-    from_pt = predict(tiny_run / "best.pt", paths, topk=3, device="cpu")
-    for a, b in zip(from_onnx, from_pt):
-        assert [t["class"] for t in a["top"]][:1] == [t["class"] for t in b["top"]][:1]
-        assert a["top"][0]["probability"] == pytest.approx(b["top"][0]["probability"], abs=1e-3)
+
+def test_predict_a_folder_as_an_image_is_one_line(tiny_run, tmp_path, capsys):
+    assert main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(tmp_path), "--device", "cpu"]) == 2
+    assert f"image {tmp_path} is a folder" in capsys.readouterr().err

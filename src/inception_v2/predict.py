@@ -1,13 +1,17 @@
 """``inception-v2 predict``: the top classes of images (or of a box in them) with probabilities,
-from a checkpoint (through :func:`~inception_v2.deploy.inference.prepare_for_inference`) or an exported
-``.onnx`` file (through :class:`~inception_v2.deploy.inference.OnnxClassifier`).
+from any deployed form of a model (:func:`inception_v2.deploy.runners.load_classifier`): a
+checkpoint or release folder (through :func:`~inception_v2.deploy.inference.prepare_for_inference`),
+or an exported ``.onnx`` (float or INT8), ``.pt2`` or TorchScript file.
 
 The image, or the ``--box`` crop of it, goes through the model's eval transform: resize the
-shorter side, centre crop, normalize, exactly as the val/test crops in training.
+shorter side, centre crop, normalize, exactly as the val/test crops in training. An image with
+more pixels than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89
+million) is refused before it is decoded.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -16,10 +20,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from inception_v2.data import eval_transform
+from inception_v2.deploy.runners import load_classifier
 from inception_v2.errors import UsageError
-from inception_v2.deploy.inference import OnnxClassifier, prepare_for_inference
-from inception_v2.deploy.load import load_model
-from inception_v2.train.distributed import DistInfo, resolve_device
 
 Box = Tuple[int, int, int, int]
 
@@ -39,12 +41,22 @@ def parse_box(text: str) -> Box:
 
 
 def read_image(path: Path, box: Optional[Box] = None) -> torch.Tensor:
-    """An RGB image (or its ``box``) as a ``uint8`` tensor ``3 x H x W``."""
+    """An RGB image (or its ``box``) as a ``uint8`` tensor ``3 x H x W``. :class:`UsageError`
+    naming the image when it is missing, a folder, unreadable, or a decompression bomb (more
+    pixels than ``PIL.Image.MAX_IMAGE_PIXELS``: PIL's warning is an error here)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"image {path} is a folder, not an image file")
     try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise UsageError(f"image {path} does not exist") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        size = str(e).split(", could be")[0]  # "Image size (N pixels) exceeds limit of M pixels"
+        raise UsageError(f"image {path} refused as a possible decompression bomb: {size}") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UsageError(f"cannot read image {path}: {e}") from None
     h, w = rgb.shape[:2]
@@ -54,18 +66,6 @@ def read_image(path: Path, box: Optional[Box] = None) -> torch.Tensor:
             raise UsageError(f"--box {x1},{y1},{x2},{y2} is outside {path} ({w}x{h}; boxes are 1-based, inclusive)")
         rgb = rgb[y1 - 1 : y2, x1 - 1 : x2]
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1)  # a writable, contiguous copy
-
-
-def load_classifier(checkpoint: Path, device: str = "auto") -> Any:
-    """A callable on a normalized batch returning logits, with ``classes`` and ``data_config``:
-    a checkpoint's model prepared for inference, or an ``.onnx`` file run by ONNX Runtime."""
-    checkpoint = Path(checkpoint)
-    if checkpoint.suffix.lower() == ".onnx":
-        clf = OnnxClassifier(checkpoint)
-        if not clf.classes:
-            raise UsageError(f"{checkpoint} does not name its classes in its metadata")
-        return clf
-    return prepare_for_inference(load_model(checkpoint), resolve_device(device, DistInfo()))
 
 
 def predict(

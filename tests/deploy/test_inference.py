@@ -36,7 +36,7 @@ def onnx_file(tmp_path_factory):
     model = copy.deepcopy(calibrated("googlenet_bn"))
     model.classes = CLASSES
     path = tmp_path_factory.mktemp("onnx") / "googlenet_bn.onnx"
-    export_onnx(model, path, image_size=64)
+    export_onnx(model, path, image_size=64, exporter="torchscript")  # the quicker exporter: these test the runner
     return path, model
 
 

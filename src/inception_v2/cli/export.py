@@ -1,9 +1,9 @@
-"""``inception-v2 export``: :func:`inception_v2.deploy.export.export_model`."""
+"""``inception-v2 export``: :func:`inception_v2.deploy.export.export_model`, and
+:func:`inception_v2.deploy.quantize.export_int8_from_prepared` for ``--quantize int8``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from inception_v2.deploy.export import (
@@ -11,19 +11,21 @@ from inception_v2.deploy.export import (
     FORMATS,
     INPUT_NAME,
     NOISE_FACTOR,
+    ONNX_EXPORTERS,
     OUTPUT_NAME,
     TOLERANCE,
     VERIFY_BATCH_SIZES,
     ParityError,
     export_model,
 )
-from inception_v2.errors import UsageError
+from inception_v2.deploy.quantize import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP, QUANTIZATIONS
+from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.models import create_model, list_models
 
 SAFETENSORS = "safetensors"  # a release folder: weights + config.json (inception_v2.deploy.release)
 
-SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
-                  ".torchscript": "torchscript"}  # fmt: skip
+SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".pth": "torchscript",
+                  ".ts": "torchscript", ".torchscript": "torchscript"}  # fmt: skip
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -37,21 +39,37 @@ def configure(p: argparse.ArgumentParser) -> None:
         "exit status is 1."
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training")
+    src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training, or a release folder")
     src.add_argument("--model", metavar="NAME", help=f"an untrained model, one of: {', '.join(list_models())}")
     p.add_argument("--num-classes", type=int, default=None, metavar="K", help="with --model: classifier width (default 1000)")
     p.add_argument("--format", choices=FORMATS + (SAFETENSORS,), default=None,
-                   help="default: from the suffix of --out (.onnx; .pt, .ts: torchscript); "
+                   help="default: from the suffix of --out (.onnx; .pt2: torch.export; .pt, .ts: torchscript, legacy); "
                    "safetensors: a release folder --out DIR with model.safetensors and config.json")
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write (a folder for safetensors)")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="input side S (default: the model's trained / nominal size)")
     p.add_argument("--opset", type=int, default=None, metavar="K", help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--exporter", choices=ONNX_EXPORTERS, default=None,
+                   help="ONNX: auto (default: dynamo-based when onnxscript is installed, else TorchScript-based), "
+                        "dynamo or torchscript")
+    q = p.add_argument_group("INT8 (ONNX, static post-training quantization with ONNX Runtime)")
+    q.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
+                   help="int8: QDQ, per-channel int8 weights, uint8 activations; needs --checkpoint and "
+                        "--calibration-data")
+    q.add_argument("--calibration-data", metavar="DIR", default=None,
+                   help="a prepared folder with the model's classes: train images calibrate, val checks accuracy")
+    q.add_argument("--calibration-images", type=int, default=None, metavar="N",
+                   help=f"train images to calibrate on (default {DEFAULT_CALIBRATION_IMAGES})")
+    q.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
+                   help=f"refuse (exit 1, nothing written) when INT8 val top-1 is more than this many points "
+                        f"below float32 (default {DEFAULT_MAX_DROP:g})")
 
 
 def output_format(out: str, given: str = None) -> str:
     """The format of ``--out``: ``given`` (which must not contradict a known suffix), else the
-    one its suffix names."""
+    one its suffix names. An existing folder is refused: these formats are single files."""
+    if Path(out).is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name (for example {Path(out) / 'model.onnx'})")
     implied = SUFFIX_FORMATS.get(Path(out).suffix.lower())
     if given is None:
         if implied is None:
@@ -71,43 +89,79 @@ def run_release(args: argparse.Namespace) -> int:
         if value is not None:
             raise UsageError(f"{flag} does not apply to --format {SAFETENSORS} (the release holds weights only)")
     if args.checkpoint is not None:
-        if args.num_classes is not None:
-            raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
+        _check_no_num_classes(args)
         result = export_release(args.checkpoint, args.out)
     else:
-        num_classes = 1000 if args.num_classes is None else args.num_classes
-        if num_classes < 1:
-            raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
-        result = write_release(create_model(args.model, num_classes=num_classes), args.out, "untrained")
+        result = write_release(_untrained(args), args.out, "untrained")
     print(result.describe())
     return 0
 
 
+def _check_no_num_classes(args: argparse.Namespace) -> None:
+    if args.num_classes is not None:
+        raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
+
+
+def _untrained(args: argparse.Namespace):
+    """``--model NAME [--num-classes K]``: a freshly initialized model."""
+    num_classes = 1000 if args.num_classes is None else args.num_classes
+    if num_classes < 1:
+        raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
+    return create_model(args.model, num_classes=num_classes)
+
+
+def _check_quantize_args(args: argparse.Namespace, fmt: str) -> None:
+    options = {"--calibration-data": args.calibration_data, "--calibration-images": args.calibration_images,
+               "--max-drop": args.max_drop}  # fmt: skip
+    given = [flag for flag, value in options.items() if value is not None]
+    if args.quantize is None:
+        if given:
+            raise UsageError(f"{given[0]} applies to --quantize int8 only")
+        return
+    if fmt != "onnx":
+        raise UsageError(f"--quantize {args.quantize} writes ONNX, not {fmt}; use an .onnx --out")
+    if args.checkpoint is None:
+        raise UsageError(f"--quantize {args.quantize} needs a trained model (--checkpoint): its accuracy is checked")
+    if args.calibration_data is None:
+        raise UsageError(f"--quantize {args.quantize} needs --calibration-data DIR (a prepared folder)")
+    if args.calibration_images is not None and args.calibration_images < 1:
+        raise UsageError(f"--calibration-images must be >= 1, got {args.calibration_images}")
+    if args.max_drop is not None and not args.max_drop >= 0:
+        raise UsageError(f"--max-drop must be >= 0 (top-1 points), got {args.max_drop}")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.format == SAFETENSORS:
+        _check_quantize_args(args, SAFETENSORS)
         return run_release(args)
     fmt = output_format(args.out, args.format)
+    _check_quantize_args(args, fmt)
     if args.checkpoint is not None:
-        if args.num_classes is not None:
-            raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
+        _check_no_num_classes(args)
         if Path(args.out).resolve() == Path(args.checkpoint).resolve():
             raise UsageError(f"--out {args.out} is the checkpoint itself; choose another file")
         from inception_v2.deploy.load import load_model
 
         model = load_model(args.checkpoint)
     else:
-        num_classes = 1000 if args.num_classes is None else args.num_classes
-        if num_classes < 1:
-            raise UsageError(f"--num-classes must be >= 1, got {num_classes}")
-        model = create_model(args.model, num_classes=num_classes)
+        model = _untrained(args)
         print(
             f"note: exporting an untrained {args.model}: random weights and BatchNorm statistics "
             "never measured, so its logits are huge and the check below is relative to them"
         )
     try:
-        result = export_model(model, args.out, fmt, args.image_size, args.opset)
+        if args.quantize == "int8":
+            from inception_v2.deploy.quantize import export_int8_from_prepared
+
+            result = export_int8_from_prepared(
+                model, args.out, args.calibration_data,
+                calibration_images=args.calibration_images or DEFAULT_CALIBRATION_IMAGES,
+                image_size=args.image_size, max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
+                opset=args.opset or DEFAULT_OPSET, exporter=args.exporter or "auto", progress=True,
+            )  # fmt: skip
+        else:
+            result = export_model(model, args.out, fmt, args.image_size, args.opset, args.exporter)
     except ParityError as e:
-        print(f"error: {e}; nothing was written", file=sys.stderr)
-        return 1
+        raise CheckFailedError(f"{e}; nothing was written") from None
     print(result.describe())
     return 0

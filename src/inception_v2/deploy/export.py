@@ -1,30 +1,39 @@
-"""``inception-v2 export``: a model as an ONNX or TorchScript file, checked against PyTorch.
+"""``inception-v2 export``: a model as an ONNX, ``torch.export`` or TorchScript file, checked
+against PyTorch.
 
 What is exported is the deployment copy of the model (:func:`inception_v2.deploy.inference.deploy_copy`:
-eval mode, BatchNorm folded into the convolutions, no auxiliary head), traced on a fixed
+eval mode, BatchNorm folded into the convolutions, no auxiliary head), captured on a fixed
 ``S x S`` input with a dynamic batch dimension:
 
 * ONNX: input ``images`` (``N x 3 x S x S`` float32, normalized as the model's data config),
-  output ``logits`` (``N x num_classes`` float32), written by PyTorch's TorchScript-based
-  exporter (``dynamo=False``: it needs neither ``onnxscript`` nor ``torch.export``). The
-  file's ``metadata_props`` hold ``model_name`` (plain text) and, JSON-encoded, ``classes``
-  (a list, or null for an untrained model), ``num_classes``, ``image_size``, ``resize_size``,
-  ``mean`` and ``std``.
-* TorchScript: ``torch.jit.trace`` of the same copy; the same fields are stored as the extra
-  file ``meta.json`` (``torch.jit.load(path, _extra_files={"meta.json": ""})``).
+  output ``logits`` (``N x num_classes`` float32). Written by PyTorch's dynamo-based exporter
+  (``torch.onnx.export(..., dynamo=True)``: ``torch.export`` then ``onnxscript``) when
+  ``onnxscript`` is installed and the opset is 18 or newer, else by the TorchScript-based one
+  (``dynamo=False``); :attr:`ExportResult.exporter` says which. The file's ``metadata_props``
+  hold ``model_name`` (plain text) and, JSON-encoded, ``classes`` (a list, or null for an
+  untrained model), ``num_classes``, ``image_size``, ``resize_size``, ``mean`` and ``std``.
+* pt2: a ``torch.export`` program (``torch.export.save``; run it with
+  ``torch.export.load(path).module()``). The same fields are written as JSON to the sidecar file
+  ``PATH.json`` (:func:`pt2_sidecar`) and embedded in the archive as the extra file ``meta.json``.
+* TorchScript (legacy: deprecated upstream): ``torch.jit.trace`` of the same copy; the same
+  fields are stored as the extra file ``meta.json``
+  (``torch.jit.load(path, _extra_files={"meta.json": ""})``).
 
 The file is written next to its destination under a temporary name, loaded back (ONNX Runtime,
-or ``torch.jit.load``) and run on random input at two batch sizes; only when its logits agree
-with the original PyTorch model's (float32, eval mode, BatchNorm not folded) within
-:func:`parity_tolerance` (1e-4 max-abs for logits of order 1) is it renamed onto the
-destination. Otherwise :class:`ParityError` is raised and nothing is left behind.
+``torch.export.load`` or ``torch.jit.load``) and run on random input at two batch sizes; only
+when its logits agree with the original PyTorch model's (float32, eval mode, BatchNorm not
+folded) within :func:`parity_tolerance` (1e-4 max-abs for logits of order 1) is it renamed onto
+the destination. Otherwise :class:`ParityError` is raised and nothing is left behind.
+See ``docs/deployment.md``.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -36,17 +45,22 @@ from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, U
 import torch
 from torch import nn
 
-from inception_v2.errors import UsageError
+from inception_v2.atomic import write_json
+from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.deploy.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "pt2", "torchscript")
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
-DEFAULT_OPSET = 17  # supported by every maintained ONNX Runtime release
-MIN_OPSET, MAX_OPSET = 11, 20  # 20: the newest opset of PyTorch's TorchScript-based exporter
+DEFAULT_OPSET = 18  # the dynamo-based exporter's own opset; read by ONNX Runtime 1.14 and newer
+MIN_OPSET, MAX_OPSET = 11, 23
+DYNAMO_MIN_OPSET = 18  # the dynamo-based exporter writes opset 18 and newer ...
+TORCHSCRIPT_MAX_OPSET = 20  # ... the TorchScript-based one up to 20
+ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
 TORCHSCRIPT_META = "meta.json"
+PT2_META = "meta.json"  # the metadata inside a .pt2 archive; the sidecar PATH.json holds the same
 # Parity: the exported file's logits must be within parity_tolerance() of PyTorch's, max-abs.
 TOLERANCE = 1e-4  # max-abs, for logits up to 1 in magnitude (relative beyond)
 NOISE_FACTOR = 3  # ... unless float32 itself is noisier: see parity_tolerance
@@ -54,8 +68,8 @@ VERIFY_BATCH_SIZES = (1, 3)
 TRACE_BATCH_SIZE = 2  # differs from both verification sizes, so they test the dynamic batch
 
 
-class ParityError(RuntimeError):
-    """The exported file's logits differ from PyTorch's by more than the tolerance."""
+class ParityError(CheckFailedError):
+    """The exported file's logits differ from PyTorch's by more than the tolerance (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -70,18 +84,27 @@ class ExportResult:
     tolerance: float
     float32_error: float  # max |PyTorch float32 - PyTorch float64| on the same inputs
     size_bytes: int
+    exporter: Optional[str] = None  # ONNX: "dynamo" or "torchscript" (the exporter that wrote it)
+    notes: Tuple[str, ...] = ()  # e.g. why the TorchScript-based ONNX exporter was used
+    sidecar: Optional[Path] = None  # pt2: the metadata file next to it
 
     def describe(self) -> str:
-        what = f"ONNX opset {self.opset}" if self.format == "onnx" else "TorchScript"
-        runtime = "ONNX Runtime" if self.format == "onnx" else "torch.jit.load"
+        if self.format == "onnx":
+            what = f"ONNX opset {self.opset}, {self.exporter}-based exporter"
+        else:
+            what = {"pt2": "torch.export program", "torchscript": "TorchScript (legacy)"}.get(self.format, self.format)
+        runtime = {"onnx": "ONNX Runtime", "pt2": "torch.export.load", "torchscript": "torch.jit.load"}[self.format]
         diffs = ", ".join(f"{d:.1e} at batch {b}" for b, d in self.max_abs_diff.items())
-        return (
+        lines = [f"note: {n}" for n in self.notes] + [
             f"wrote {self.path} ({what}, {self.size_bytes / 1e6:.1f} MB): {self.model_name}, "
             f"input '{INPUT_NAME}' N x 3 x {self.image_size} x {self.image_size} (N dynamic) -> "
-            f"output '{OUTPUT_NAME}' N x {self.num_classes}\n"
+            f"output '{OUTPUT_NAME}' N x {self.num_classes}",
             f"verified with {runtime} against PyTorch: max-abs difference {diffs} "
-            f"(tolerance {self.tolerance:.1e}; PyTorch float32 vs float64: {self.float32_error:.1e})"
-        )
+            f"(tolerance {self.tolerance:.1e}; PyTorch float32 vs float64: {self.float32_error:.1e})",
+        ]
+        if self.sidecar is not None:
+            lines.append(f"class names and preprocessing: {self.sidecar}")
+        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- shared steps
@@ -184,9 +207,28 @@ def _compare(run: Callable[[torch.Tensor], torch.Tensor], ref: _Reference, what:
     return diffs
 
 
-def _write_verified(path: Path, write: Callable[[Path], None], verify: Callable[[Path], Any]) -> Any:
+def check_output_path(path: PathLike) -> Path:
+    """``path`` as a file to write: not an existing folder, and not inside a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder; give a file name (for example {path / 'model.onnx'})")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def _write_verified(
+    path: Path, write: Callable[[Path], None], verify: Callable[[Path], Any],
+    sidecar: Optional[Tuple[Path, Any]] = None,
+) -> Any:
     """``write`` the file to a temporary sibling of ``path``, ``verify`` it there, then rename
-    it onto ``path``; on any failure the temporary file is removed and ``path`` untouched."""
+    it onto ``path``; on any failure the temporary file is removed and ``path`` untouched.
+    ``sidecar``: ``(file, object)`` written as JSON (atomically) just before the rename, so a
+    file that exists always has its sidecar."""
+    check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -199,6 +241,8 @@ def _write_verified(path: Path, write: Callable[[Path], None], verify: Callable[
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         result = verify(tmp)
+        if sidecar is not None:
+            write_json(*sidecar)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -209,51 +253,143 @@ def _write_verified(path: Path, write: Callable[[Path], None], verify: Callable[
 @contextmanager
 def _quiet_tracing() -> Iterator[None]:
     """Silences the tracer's notes on our input checks (they become constants, which is what
-    a fixed-size export wants) and PyTorch's deprecation notices for its TorchScript tools."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        yield
+    a fixed-size export wants), PyTorch's deprecation notices for its TorchScript tools, and
+    ``torch.export``'s log of a failed load (a traceback; our error says it in one line)."""
+    logger = logging.getLogger("torch.export")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _result(
     model: nn.Module, path: Path, fmt: str, size: int, opset: Optional[int], ref: _Reference,
-    diffs: Dict[int, float],
+    diffs: Dict[int, float], **extra: Any,
 ) -> ExportResult:
     num_classes = int(ref.logits[VERIFY_BATCH_SIZES[0]].shape[1])
     return ExportResult(path, fmt, getattr(model, "name", type(model).__name__), size, num_classes, opset,
-                        diffs, ref.tolerance, ref.float32_error, path.stat().st_size)  # fmt: skip
+                        diffs, ref.tolerance, ref.float32_error, path.stat().st_size, **extra)  # fmt: skip
+
+
+def _batch_dim() -> Any:
+    """The dynamic batch dimension for ``torch.export`` (and the dynamo-based ONNX exporter)."""
+    return torch.export.Dim("batch", min=1)
+
+
+def _model_name(model: nn.Module) -> str:
+    return getattr(model, "name", type(model).__name__)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def export_program(model: nn.Module, image_size: int) -> "torch.export.ExportedProgram":
+    """``torch.export`` of ``model`` (already a deployment copy, on the CPU) on an
+    ``N x 3 x S x S`` input with a dynamic ``N``; :class:`UsageError` naming the model when the
+    network cannot be captured."""
+    example = _random_batch(TRACE_BATCH_SIZE, image_size, seed=0)
+    try:
+        with _quiet_tracing():
+            return torch.export.export(model, (example,), dynamic_shapes=({0: _batch_dim()},))
+    except Exception as e:  # torch.export raises many types (UserError, GuardOnDataDependent...)
+        raise UsageError(
+            f"{_model_name(model)} cannot be captured by torch.export at {image_size}x{image_size} "
+            f"({_first_line(e)}); export it as ONNX or TorchScript instead"
+        ) from None
 
 
 # --------------------------------------------------------------------------- formats
 
 
+def dynamo_exporter_available() -> bool:
+    """Whether PyTorch's dynamo-based ONNX exporter can run here (it needs ``onnxscript``)."""
+    return importlib.util.find_spec("onnxscript") is not None
+
+
+def _choose_exporter(exporter: str, opset: int) -> Tuple[str, Tuple[str, ...]]:
+    """The ONNX exporter to use for ``exporter`` (``auto``, ``dynamo``, ``torchscript``) at
+    ``opset``, and a note saying why when ``auto`` could not take the dynamo-based one."""
+    if exporter not in ONNX_EXPORTERS:
+        raise UsageError(f"--exporter must be one of {', '.join(ONNX_EXPORTERS)}, got {exporter!r}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
+    if exporter == "dynamo":
+        if opset < DYNAMO_MIN_OPSET:
+            raise UsageError(f"the dynamo-based ONNX exporter writes opset {DYNAMO_MIN_OPSET} or newer, not {opset}")
+        if not dynamo_exporter_available():
+            raise UsageError(f"the dynamo-based ONNX exporter needs onnxscript, which is not installed; "
+                             f"install it with: {ONNX_INSTALL_HINT}")  # fmt: skip
+        return "dynamo", ()
+    if exporter == "torchscript" or opset < DYNAMO_MIN_OPSET or not dynamo_exporter_available():
+        if opset > TORCHSCRIPT_MAX_OPSET:
+            why = "" if exporter == "torchscript" else f" (the dynamo-based one needs onnxscript: {ONNX_INSTALL_HINT})"
+            raise UsageError(f"the TorchScript-based ONNX exporter writes opset {TORCHSCRIPT_MAX_OPSET} or older, "
+                             f"not {opset}{why}")  # fmt: skip
+        if exporter == "torchscript":
+            return "torchscript", ()
+        why = (f"opset {opset} is older than the dynamo-based exporter's {DYNAMO_MIN_OPSET}"
+               if opset < DYNAMO_MIN_OPSET else f"onnxscript is not installed ({ONNX_INSTALL_HINT})")  # fmt: skip
+        return "torchscript", (f"used the TorchScript-based ONNX exporter: {why}",)
+    return "dynamo", ()
+
+
+def _onnx_bytes(deploy: nn.Module, size: int, opset: int, exporter: str) -> bytes:
+    """The ONNX graph of ``deploy`` written by ``exporter`` (``dynamo`` or ``torchscript``)."""
+    example = (_random_batch(TRACE_BATCH_SIZE, size, seed=0),)
+    with _quiet_tracing():
+        if exporter == "dynamo":
+            program = torch.onnx.export(
+                deploy, example, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: _batch_dim()},), opset_version=opset, optimize=True, verbose=False,
+            )  # fmt: skip
+            return program.model_proto.SerializeToString()
+        buffer = io.BytesIO()
+        torch.onnx.export(
+            deploy, example, buffer, dynamo=False,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset, do_constant_folding=True,
+        )  # fmt: skip
+        return buffer.getvalue()
+
+
 def export_onnx(
     model: nn.Module, path: PathLike, image_size: Optional[int] = None, opset: int = DEFAULT_OPSET,
+    exporter: str = "auto",
 ) -> ExportResult:
     """Write ``model`` as a verified ONNX file (see the module docstring). Needs ``onnx`` and
-    ``onnxruntime`` (``pip install 'inception-v2[onnx]'``)."""
+    ``onnxruntime`` (``pip install 'inception-v2[onnx]'``; the dynamo-based exporter also
+    ``onnxscript``). ``exporter``: ``auto`` (dynamo-based when it can, else TorchScript-based,
+    with a note in the result saying why), ``dynamo`` or ``torchscript``. In ``auto`` mode a
+    failure of the dynamo-based exporter also falls back, with its first line in the note."""
     try:
         import onnx
     except ImportError:
         raise UsageError(f"ONNX export needs the onnx package, which is not installed; install it with: {ONNX_INSTALL_HINT}") from None
     import_onnxruntime()
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UsageError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
-    path = Path(path)
+    used, notes = _choose_exporter(exporter, opset)
+    path = check_output_path(path)
     size = _image_size(model, image_size)
     ref = _reference(model, size)
     deploy = deploy_copy(model).float().cpu()
-    buffer = io.BytesIO()
-    with _quiet_tracing():
-        torch.onnx.export(
-            deploy, (_random_batch(TRACE_BATCH_SIZE, size, seed=0),), buffer, dynamo=False,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=opset, do_constant_folding=True,
-        )  # fmt: skip
-    proto = onnx.load_from_string(buffer.getvalue())
+    try:
+        data = _onnx_bytes(deploy, size, opset, used)
+    except Exception as e:  # noqa: BLE001 - the exporters raise many types; see below
+        if used != "dynamo" or exporter == "dynamo" or opset > TORCHSCRIPT_MAX_OPSET:
+            raise UsageError(f"{_model_name(model)} cannot be exported to ONNX by the {used}-based exporter "
+                             f"({_first_line(e)})") from None  # fmt: skip
+        notes += (f"used the TorchScript-based ONNX exporter: the dynamo-based one failed ({_first_line(e)})",)
+        used = "torchscript"
+        data = _onnx_bytes(deploy, size, opset, used)
+    proto = onnx.load_from_string(data)
     from inception_v2 import __version__
 
     proto.producer_name, proto.producer_version = "inception-v2", __version__
@@ -270,13 +406,13 @@ def export_onnx(
         return _compare(runner, ref, "the ONNX Runtime session")
 
     diffs = _write_verified(path, lambda tmp: tmp.write_bytes(data), verify)
-    return _result(model, path, "onnx", size, opset, ref, diffs)
+    return _result(model, path, "onnx", size, opset, ref, diffs, exporter=used, notes=notes)
 
 
 def export_torchscript(model: nn.Module, path: PathLike, image_size: Optional[int] = None) -> ExportResult:
     """Write ``model`` as a verified TorchScript file (``torch.jit.trace``; see the module
     docstring). The traced graph does not check its input's shape."""
-    path = Path(path)
+    path = check_output_path(path)
     size = _image_size(model, image_size)
     ref = _reference(model, size)
     deploy = deploy_copy(model).float().cpu()
@@ -303,23 +439,96 @@ def export_torchscript(model: nn.Module, path: PathLike, image_size: Optional[in
     return _result(model, path, "torchscript", size, None, ref, diffs)
 
 
+def pt2_sidecar(path: PathLike) -> Path:
+    """The metadata file of a ``.pt2`` program: ``PATH.json`` (``model.pt2`` -> ``model.pt2.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def export_pt2(model: nn.Module, path: PathLike, image_size: Optional[int] = None) -> ExportResult:
+    """Write ``model`` as a verified ``torch.export`` program with a dynamic batch (see the
+    module docstring), and its metadata as the sidecar :func:`pt2_sidecar`."""
+    path = check_output_path(path)
+    size = _image_size(model, image_size)
+    ref = _reference(model, size)
+    program = export_program(deploy_copy(model).float().cpu(), size)
+    meta = export_metadata(model, size)
+
+    def write(tmp: Path) -> None:
+        buffer = io.BytesIO()  # (a path would have to end in .pt2; the temporary name does not)
+        with _quiet_tracing():
+            torch.export.save(program, buffer, extra_files={PT2_META: json.dumps(meta)})
+        tmp.write_bytes(buffer.getvalue())
+
+    def verify(tmp: Path) -> Dict[int, float]:
+        loaded, read_back = read_pt2(tmp)
+        if read_back.get("image_size") != size:
+            raise ParityError(f"{path}: the written file's metadata does not read back as written")
+        module = loaded.module()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return module(x)
+
+        return _compare(run, ref, "the torch.export program")
+
+    sidecar = pt2_sidecar(path)
+    diffs = _write_verified(path, write, verify, sidecar=(sidecar, meta))
+    return _result(model, path, "pt2", size, None, ref, diffs, sidecar=sidecar)
+
+
+def read_pt2(path: PathLike) -> Tuple["torch.export.ExportedProgram", Dict[str, Any]]:
+    """A program written by :func:`export_pt2` and its metadata: the sidecar ``PATH.json`` when
+    it is there, else the copy inside the archive. :class:`UsageError` naming the file when it
+    cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder, not a .pt2 file")
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist")
+    extra = {PT2_META: ""}
+    try:
+        with _quiet_tracing(), open(path, "rb") as f:
+            program = torch.export.load(f, extra_files=extra)
+    except Exception as e:  # noqa: BLE001 - a corrupt archive fails in many ways
+        raise UsageError(f"{path} is not a readable torch.export program ({_first_line(e)})") from None
+    sidecar = pt2_sidecar(path)
+    text = sidecar.read_text(encoding="utf-8") if sidecar.is_file() else extra[PT2_META]
+    try:
+        meta = json.loads(text or "{}")
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{sidecar if sidecar.is_file() else path}: the metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"{sidecar if sidecar.is_file() else path}: the metadata is not a JSON object")
+    return program, meta
+
+
 def read_torchscript(path: PathLike) -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
     """A TorchScript file written by :func:`export_torchscript` and its metadata (decoded)."""
     extra = {TORCHSCRIPT_META: ""}
-    with _quiet_tracing():
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return module, json.loads(extra[TORCHSCRIPT_META] or "{}")
+    try:
+        with _quiet_tracing():
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra[TORCHSCRIPT_META] or "{}")
+    except (RuntimeError, ValueError, OSError) as e:
+        raise UsageError(f"{path} is not a readable TorchScript file ({_first_line(e)})") from None
+    return module, meta
 
 
 def export_model(
     model: nn.Module, path: PathLike, format: str = "onnx", image_size: Optional[int] = None,
-    opset: Optional[int] = None,
+    opset: Optional[int] = None, exporter: Optional[str] = None,
 ) -> ExportResult:
-    """Export ``model`` in ``format`` (``onnx`` or ``torchscript``) and verify the file."""
+    """Export ``model`` in ``format`` (``onnx``, ``pt2`` or ``torchscript``) and verify the
+    file. ``opset`` and ``exporter`` apply to ONNX only."""
+    if format not in FORMATS:
+        raise UsageError(f"unknown export format {format!r}; available: {', '.join(FORMATS)}")
     if format == "onnx":
-        return export_onnx(model, path, image_size, DEFAULT_OPSET if opset is None else opset)
-    if format == "torchscript":
-        if opset is not None:
-            raise UsageError("--opset applies to ONNX export only")
-        return export_torchscript(model, path, image_size)
-    raise UsageError(f"unknown export format {format!r}; available: {', '.join(FORMATS)}")
+        return export_onnx(model, path, image_size, DEFAULT_OPSET if opset is None else opset, exporter or "auto")
+    if opset is not None:
+        raise UsageError("--opset applies to ONNX export only")
+    if exporter is not None:
+        raise UsageError("--exporter applies to ONNX export only")
+    if format == "pt2":
+        return export_pt2(model, path, image_size)
+    return export_torchscript(model, path, image_size)

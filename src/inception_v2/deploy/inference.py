@@ -128,7 +128,8 @@ class OnnxClassifier:
     get float32 logits as a CPU torch tensor. The preprocessing the model expects comes from
     the file's metadata (``metadata_props``): ``image_size`` (else the graph's input shape),
     ``resize_size``, ``mean``, ``std``, ``model_name`` and ``classes`` (``None`` when the file
-    does not name them); :attr:`data_config` bundles them like a model's.
+    does not name them); :attr:`data_config` bundles them like a model's. ``quantization`` is
+    ``"int8"`` for a file written by ``export --quantize int8`` (else ``None``).
 
     ``providers`` defaults to CUDA when this ONNX Runtime build has it, else CPU;
     ``threads`` sets ONNX Runtime's intra-op threads (default: its own choice).
@@ -140,6 +141,8 @@ class OnnxClassifier:
     ) -> None:
         ort = import_onnxruntime()
         self.path = Path(path)
+        if self.path.is_dir():
+            raise UsageError(f"{self.path} is a folder, not an ONNX file")
         if not self.path.is_file():
             raise UsageError(f"ONNX file not found: {self.path}")
         if providers is None:
@@ -169,6 +172,8 @@ class OnnxClassifier:
         self.mean: List[float] = list(_json_meta(meta, "mean", self.path) or (0.5, 0.5, 0.5))
         self.std: List[float] = list(_json_meta(meta, "std", self.path) or (0.5, 0.5, 0.5))
         self.model_name: Optional[str] = meta.get("model_name")
+        self.quantization: Optional[str] = _json_meta(meta, "quantization", self.path)
+        self.device = torch.device("cpu")  # the logits come back as CPU tensors
         classes = _json_meta(meta, "classes", self.path)
         self.classes: Optional[List[str]] = list(classes) if classes is not None else None
         out_shape = outputs[0].shape
@@ -180,6 +185,11 @@ class OnnxClassifier:
     @property
     def name(self) -> Optional[str]:
         return self.model_name
+
+    @property
+    def kind(self) -> str:
+        """``ONNX``, or ``ONNX int8`` for a quantized file."""
+        return f"ONNX {self.quantization}" if self.quantization else "ONNX"
 
     @property
     def data_config(self) -> DataConfig:

@@ -1,12 +1,14 @@
 """The figures of a run and of an evaluation, drawn with matplotlib's Agg backend and written
 atomically as PNG files: training curves (loss and top-1 per epoch), test accuracy of several
-runs, and the confusion matrix with class names."""
+runs, and, for ``inception-v2 evaluate --out``, the confusion matrix with class names, the
+accuracy of every class and a gallery of the most confident mistakes."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+import math
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import matplotlib
 
@@ -16,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from inception_v2.atomic import write_bytes  # noqa: E402
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from inception_v2.report.compare import Run
 
 
@@ -75,5 +79,56 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
                 ax.text(j, i, f"{int(rows[i][j])}", ha="center", va="center", fontsize=6,
                         color="white" if norm[i][j] > 0.5 else "black")  # fmt: skip
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    _save_png(fig, path)
+    return path
+
+
+def plot_per_class_accuracy(
+    classes: Sequence[str], accuracies: Sequence[Optional[float]], counts: Sequence[int], path: Path, title: str,
+    overall: Optional[float] = None,
+) -> Path:
+    """Top-1 accuracy of every class (a fraction, or None / NaN for a class without images) as
+    horizontal bars in class order, each labelled with its accuracy and image count; a dashed
+    line at ``overall`` (the split's top-1)."""
+    n = len(classes)
+    values = [None if a is None or math.isnan(a) else 100 * a for a in accuracies]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * n + 1.5))
+    ys = list(range(n))
+    ax.barh(ys, [v or 0.0 for v in values], color=["tab:blue" if v is not None else "lightgrey" for v in values])
+    for y, v, c in zip(ys, values, counts):
+        ax.text(min(v or 0.0, 100) + 1, y, f"{v:.0f}% of {c}" if v is not None else "no images",
+                va="center", fontsize=7)  # fmt: skip
+    if overall is not None:
+        ax.axvline(100 * overall, color="grey", ls="--", lw=0.8, label=f"top-1 {overall:.1%}")
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_yticks(ys, classes)
+    ax.invert_yaxis()  # the first class on top
+    ax.set(xlim=(0, 118), xlabel="top-1 accuracy (%)", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    _save_png(fig, path)
+    return path
+
+
+def plot_mistakes(images: Sequence["np.ndarray"], captions: Sequence[str], path: Path, title: str,
+                  columns: int = 4) -> Path:  # fmt: skip
+    """A gallery: each image (``H x W x 3`` uint8) with its caption (e.g. true and predicted
+    class and the confidence), row by row; a figure saying so when there are none."""
+    n = len(images)
+    if n == 0:
+        fig, ax = plt.subplots(figsize=(5, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
+        ax.set_title(title, fontsize=9)
+        _save_png(fig, path)
+        return path
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.8 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i])
+            ax.set_title(captions[i], fontsize=7)
+    fig.suptitle(title, fontsize=9)
     _save_png(fig, path)
     return path
