@@ -7,7 +7,7 @@ import json
 import pytest
 
 from inception_v2.cli import main
-from inception_v2.data import VOCCrops
+from inception_v2.data import VOC_CLASSES, VOCCrops
 from inception_v2.evaluate import evaluate_checkpoint
 from inception_v2.train.metrics import read_metrics_csv
 
@@ -45,7 +45,7 @@ def test_evaluate_out_writes_the_json_and_the_figures(tiny_run, prepared_sample,
     wrong = r["images"] - round(r["acc1"] * r["images"])
     m = r["mistakes"]
     assert len(m) == min(5, wrong)
-    assert all(x["true"] != x["predicted"] and VOCCrops.classes[labels[x["index"]]] == x["true"] for x in m)
+    assert all(x["true"] != x["predicted"] and VOC_CLASSES[labels[x["index"]]] == x["true"] for x in m)
     assert [x["confidence"] for x in m] == sorted((x["confidence"] for x in m), reverse=True)
     assert all(1 / 20 <= x["confidence"] <= 1 for x in m)
 

@@ -150,3 +150,11 @@ def test_loading_and_running_a_model_imports_no_training_code(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "LOADED []" in done.stdout
+
+
+def test_random_bytes_are_not_mistaken_for_a_crafted_pickle(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(bytes(range(7, 256)) * 16)
+    with pytest.raises(UsageError, match="not a PyTorch checkpoint: neither a zip archive nor a pickle") as e:
+        load_model(junk)
+    assert "Python objects" not in str(e.value) and str(junk) in str(e.value)

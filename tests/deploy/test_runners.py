@@ -12,7 +12,7 @@ from PIL import Image
 
 from inception_v2 import load_model
 from inception_v2.cli import main
-from inception_v2.data import VOCCrops, eval_transform
+from inception_v2.data import VOC_CLASSES, VOCCrops, eval_transform
 from inception_v2.deploy.export import export_model, pt2_sidecar
 from inception_v2.deploy.runners import load_classifier
 from inception_v2.errors import UsageError
@@ -64,7 +64,7 @@ def crop_files(prepared_sample, tmp_path_factory):
 def test_every_format_loads_with_the_same_classes_and_preprocessing(fmt, deployed, reference, prepared_sample):
     clf = load_classifier(deployed[fmt], "cpu")
     assert clf.kind == KINDS[fmt] and clf.name == "googlenet_bn" and clf.num_classes == 20
-    assert clf.classes == reference.classes == VOCCrops.classes
+    assert clf.classes == reference.classes == list(VOC_CLASSES)
     cfg, ref_cfg = clf.data_config, reference.data_config
     assert (cfg.input_size, cfg.resize_size, cfg.mean, cfg.std) == (32, ref_cfg.resize_size, ref_cfg.mean, ref_cfg.std)
     assert clf.device == torch.device("cpu")
@@ -103,7 +103,7 @@ def test_predict_gives_the_same_answer_on_every_format(deployed, crop_files):
         results = predict(path, crop_files, topk=20, device="cpu")
         for r, want in zip(results, ref):
             names = [t["class"] for t in r["top"]]
-            assert sorted(names) == sorted(VOCCrops.classes)  # every class, named the same
+            assert sorted(names) == sorted(VOC_CLASSES)  # every class, named the same
             probs = [t["probability"] for t in r["top"]]
             assert sum(probs) == pytest.approx(1.0, abs=1e-5) and probs == sorted(probs, reverse=True)
             if fmt in FLOAT_FORMATS:
@@ -117,7 +117,7 @@ def test_a_pt2_program_without_its_sidecar_uses_the_embedded_metadata(deployed, 
     shutil.copy(deployed["pt2"], tmp_path / "alone.pt2")
     assert pt2_sidecar(deployed["pt2"]).is_file() and not pt2_sidecar(tmp_path / "alone.pt2").exists()
     clf = load_classifier(tmp_path / "alone.pt2", "cpu")
-    assert clf.classes == VOCCrops.classes and clf.data_config.input_size == 32
+    assert clf.classes == list(VOC_CLASSES) and clf.data_config.input_size == 32
 
 
 def test_a_release_folder_is_usable(tiny_run, deployed, reference, prepared_sample, tmp_path):

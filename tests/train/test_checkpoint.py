@@ -61,7 +61,7 @@ def test_checkpoint_of_another_model_is_a_clear_error(tiny_run, tmp_path):
     state = load_checkpoint(tiny_run / "last.pt")
     state["model_name"] = "inception_v2"  # googlenet_bn weights, labelled inception_v2
     save_checkpoint(tmp_path / "mixed.pt", {k: v for k, v in state.items() if k not in ("format", "version")})
-    with pytest.raises(UsageError, match="do not fit inception_v2") as e:
+    with pytest.raises(UsageError, match="do not fit inception_v2") as e:  # its options or its weights
         load_model(tmp_path / "mixed.pt")
     assert "\n" not in str(e.value)
 

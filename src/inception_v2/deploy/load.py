@@ -38,7 +38,7 @@ from torch import nn
 
 from inception_v2.deploy.release import RELEASE_CONFIG, RELEASE_WEIGHTS, read_release, read_safetensors
 from inception_v2.errors import UsageError
-from inception_v2.models import DataConfig, create_model, list_models
+from inception_v2.models import DataConfig, create_model, list_models, model_options
 
 FORMAT = "inception_v2.checkpoint"
 VERSION = 2
@@ -85,6 +85,11 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
         raise UsageError(f"checkpoint {path} is a folder, not a file")
     if not path.is_file():
         raise UsageError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive (older PyTorch: a pickle, which starts with 0x80)
+    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):
+        raise UsageError(f"{path} is not a PyTorch checkpoint: neither a zip archive nor a pickle (wrong or damaged file)")
     try:
         with open(path, "rb") as f:
             state = torch.load(f, map_location="cpu", weights_only=True)
@@ -174,11 +179,13 @@ def _build(
         raise UsageError(f"{path} holds an unknown model {name!r}; available: {', '.join(list_models())}")
     if not isinstance(options, dict):
         raise UsageError(f"{path} has bad arch_options: not a mapping")
-    try:
-        return create_model(name, num_classes=int(num_classes), in_chans=int(in_chans), aux_logits=aux,
-                            **extra, **options)  # fmt: skip
-    except TypeError as e:  # arch options this code does not know (a newer file)
-        raise UsageError(f"{path}: {e}") from None
+    unknown = sorted(set(options) - set(model_options(name)))
+    if unknown:  # options of another model (a mislabelled file), or of a newer version of this code
+        raise UsageError(
+            f"{path}: its architecture options {', '.join(unknown)} do not fit {name} "
+            f"(whose options are {', '.join(model_options(name))})"
+        )
+    return create_model(name, num_classes=int(num_classes), in_chans=int(in_chans), aux_logits=aux, **extra, **options)
 
 
 def model_from_checkpoint(state: Dict[str, Any], path: PathLike, weights: str = "auto") -> nn.Module:
