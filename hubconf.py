@@ -18,8 +18,8 @@ _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "src")
 if os.path.isdir(_SRC) and _SRC not in sys.path:
     sys.path.insert(0, _SRC)
 
-from inception_v2.models import create_model, list_models
-from inception_v2.models.registry import _MODELS
+from inception_v2.models import create_model, list_models  # noqa: E402  (after the path set-up)
+from inception_v2.models.registry import _MODELS  # noqa: E402
 
 
 def _entry(name):

@@ -137,11 +137,17 @@ def cpu_ms_per_image(ds: Dataset, images: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--voc-root", type=Path, default=None,
-                        help="a devkit whose JPEGs are used (default: synthetic pictures)")
+    parser.add_argument(
+        "--voc-root", type=Path, default=None, help="a devkit whose JPEGs are used (default: synthetic pictures)"
+    )
     parser.add_argument("--replicate", type=int, default=40, help="copies of each picture in the folder (default 40)")
-    parser.add_argument("--rss-replicates", type=int, nargs=2, default=[10, 80],
-                        help="the two folder sizes of the memory measurement, in copies (default 10 80)")
+    parser.add_argument(
+        "--rss-replicates",
+        type=int,
+        nargs=2,
+        default=[10, 80],
+        help="the two folder sizes of the memory measurement, in copies (default 10 80)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="prepare and loader workers (default 2)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=20, help="timed batches per round (default 20)")
@@ -150,8 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     figures: Dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, torchvision "
-                   f"{torchvision.__version__}, Python {platform.python_version()}",
-    }  # fmt: skip
+        f"{torchvision.__version__}, Python {platform.python_version()}",
+    }
 
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         tmp = Path(tmp)
@@ -173,25 +179,32 @@ def main() -> None:
 
         # -- prepare --image-folder: speed per core, bytes per image
         print("\nprepare --image-folder --val-fraction 0 --test-fraction 0 (every picture in train)")
-        print(f"{'store':<6} {'workers':>7} {'wall s':>8} {'images/s':>9} {'per core':>9} {'CPU ms/img':>11} "
-              f"{'bytes/img':>10}")  # fmt: skip
+        print(
+            f"{'store':<6} {'workers':>7} {'wall s':>8} {'images/s':>9} {'per core':>9} {'CPU ms/img':>11} "
+            f"{'bytes/img':>10}"
+        )
         prep: Dict[str, Dict[str, float]] = {}
         for store in ("raw", "jpeg"):
             for workers in (1, args.workers):
                 out = tmp / f"prepared-{store}-{workers}"
-                t = timed_prepare(out, image_folder=folder, store=store, workers=workers, val_fraction=0,
-                                  test_fraction=0)  # fmt: skip
+                t = timed_prepare(
+                    out, image_folder=folder, store=store, workers=workers, val_fraction=0, test_fraction=0
+                )
                 key = f"{store}-w{workers}"
                 prep[key] = {
-                    "wall_s": t["wall"], "images_per_s": n_images / t["wall"],
-                    "per_core": n_images / t["wall"] / workers, "cpu_ms_per_image": t["cpu"] / n_images * 1e3,
+                    "wall_s": t["wall"],
+                    "images_per_s": n_images / t["wall"],
+                    "per_core": n_images / t["wall"] / workers,
+                    "cpu_ms_per_image": t["cpu"] / n_images * 1e3,
                     "bytes_per_image": store_bytes(out) / n_images,
-                }  # fmt: skip
+                }
                 r = prep[key]
                 # the pool's CPU time is not this process's to see (its workers are the fork server's children)
                 cpu_ms = f"{r['cpu_ms_per_image']:11.2f}" if workers == 1 else f"{'-':>11}"
-                print(f"{store:<6} {workers:>7} {r['wall_s']:8.2f} {r['images_per_s']:9.0f} {r['per_core']:9.0f} "
-                      f"{cpu_ms} {r['bytes_per_image']:10.0f}")  # fmt: skip
+                print(
+                    f"{store:<6} {workers:>7} {r['wall_s']:8.2f} {r['images_per_s']:9.0f} {r['per_core']:9.0f} "
+                    f"{cpu_ms} {r['bytes_per_image']:10.0f}"
+                )
                 if workers != 1:
                     shutil.rmtree(out)
         figures["prepare_folder"] = prep
@@ -206,8 +219,10 @@ def main() -> None:
             rss[times] = {"images": sum(1 for _ in root.rglob("*.jpg")), "peak_rss_mb": peak}
             shutil.rmtree(tmp / f"rss-{times}")
         figures["peak_rss"] = rss
-        print("\npeak resident memory of prepare --workers 1 (raw store): "
-              + ", ".join(f"{v['images']} pictures {v['peak_rss_mb']:.0f} MB" for v in rss.values()))  # fmt: skip
+        print(
+            "\npeak resident memory of prepare --workers 1 (raw store): "
+            + ", ".join(f"{v['images']} pictures {v['peak_rss_mb']:.0f} MB" for v in rss.values())
+        )
 
         # -- VOC crops: objects/s and sizes
         if args.voc_root is not None:
@@ -217,13 +232,19 @@ def main() -> None:
                 t = timed_prepare(out, voc_root=args.voc_root, store=store, workers=1, val_fraction=0)
                 counts = json.loads((out / "counts.json").read_text())
                 objects = sum(s["objects"] for s in counts["sources"].values())
-                voc[store] = {"objects": objects, "wall_s": t["wall"], "objects_per_s": objects / t["wall"],
-                              "store_bytes": store_bytes(out)}  # fmt: skip
+                voc[store] = {
+                    "objects": objects,
+                    "wall_s": t["wall"],
+                    "objects_per_s": objects / t["wall"],
+                    "store_bytes": store_bytes(out),
+                }
             figures["prepare_voc"] = voc
-            print(f"\nprepare --voc-root {args.voc_root} (1 worker): {voc['raw']['objects']} objects; raw "
-                  f"{voc['raw']['objects_per_s']:.0f} objects/s, {voc['raw']['store_bytes'] / 1e6:.1f} MB; jpeg "
-                  f"{voc['jpeg']['objects_per_s']:.0f} objects/s, {voc['jpeg']['store_bytes'] / 1e6:.1f} MB "
-                  f"({voc['jpeg']['store_bytes'] / voc['raw']['store_bytes']:.3f} of raw)")  # fmt: skip
+            print(
+                f"\nprepare --voc-root {args.voc_root} (1 worker): {voc['raw']['objects']} objects; raw "
+                f"{voc['raw']['objects_per_s']:.0f} objects/s, {voc['raw']['store_bytes'] / 1e6:.1f} MB; jpeg "
+                f"{voc['jpeg']['objects_per_s']:.0f} objects/s, {voc['jpeg']['store_bytes'] / 1e6:.1f} MB "
+                f"({voc['jpeg']['store_bytes'] / voc['raw']['store_bytes']:.3f} of raw)"
+            )
 
         # -- the training loader
         uint8 = train_transform(INCEPTION_V2, normalize=False)
@@ -244,15 +265,21 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in rates.items()}
         med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         figures["loader"] = {"images_per_s": med, "cpu_ms_per_image": med_cpu, "rounds": rates}
-        print(f"\nloader at 299, uint8 out, {args.workers} workers, batch {args.batch_size}, "
-              f"median of {args.rounds} rounds")  # fmt: skip
-        print(f"{'loader':<24} {'images/s':>9} {'vs IF uint8':>12} {'vs IF float':>12} {'CPU ms/img':>11} "
-              f"{'vs IF uint8':>12} {'vs IF float':>12}")  # fmt: skip
+        print(
+            f"\nloader at 299, uint8 out, {args.workers} workers, batch {args.batch_size}, "
+            f"median of {args.rounds} rounds"
+        )
+        print(
+            f"{'loader':<24} {'images/s':>9} {'vs IF uint8':>12} {'vs IF float':>12} {'CPU ms/img':>11} "
+            f"{'vs IF uint8':>12} {'vs IF float':>12}"
+        )
         base_u, base_f = "ImageFolder+PIL, uint8", "ImageFolder+PIL, float"
         for name in datasets:
-            print(f"{name:<24} {med[name]:9.0f} {med[name] / med[base_u]:11.2f}x {med[name] / med[base_f]:11.2f}x "
-                  f"{med_cpu[name]:11.2f} {med_cpu[base_u] / med_cpu[name]:11.2f}x "
-                  f"{med_cpu[base_f] / med_cpu[name]:11.2f}x")  # fmt: skip
+            print(
+                f"{name:<24} {med[name]:9.0f} {med[name] / med[base_u]:11.2f}x {med[name] / med[base_f]:11.2f}x "
+                f"{med_cpu[name]:11.2f} {med_cpu[base_u] / med_cpu[name]:11.2f}x "
+                f"{med_cpu[base_f] / med_cpu[name]:11.2f}x"
+            )
         print("targets: raw store >= 3x, jpeg store >= 1.5x ImageFolder + PIL")
 
     if args.json:

@@ -23,12 +23,13 @@ sizes in memory, through the project's train transforms -- resize the shorter si
 crop, flip, normalize -- pinned and copied to the GPU; the prepared store reads raw ``uint8``
 pixels too, so no decoding is skipped), the latter with two loaders: ``float`` (all transforms
 in the workers) and ``uint8`` (the workers stop at the uint8 crop; ``inception_v2.data.normalize``
-does the float steps on the GPU). The faster of the two goes into the implied wall time. Evaluation throughput (the test split is
-evaluated every epoch) is measured with :func:`inception_v2.deploy.inference.prepare_for_inference`
-(fp32: the eager eval model). The implied wall time of the experiment is
-``100 x (40,058 / train images/s with data + 12,032 / eval images/s)``, against the source's
-308 min (Inception-v2) and 195 min (GoogLeNet-BN). Target: >= 3,000 images/s for
-``inception_v2`` on one H200-class GPU, i.e. the whole experiment in under 25 minutes.
+does the float steps on the GPU). The faster of the two goes into the implied wall time.
+Evaluation throughput (the test split is evaluated every epoch) is measured with
+:func:`inception_v2.deploy.inference.prepare_for_inference` (fp32: the eager eval model). The
+implied wall time of the experiment is ``100 x (40,058 / train images/s with data + 12,032 /
+eval images/s)``, against the source's 308 min (Inception-v2) and 195 min (GoogLeNet-BN).
+Target: >= 3,000 images/s for ``inception_v2`` on one H200-class GPU, i.e. the whole experiment
+in under 25 minutes.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class ForwardWithAux(nn.Module):
         return self.model.forward_with_aux(x)
 
 
-def make_step(model: nn.Module, config: Dict[str, bool], device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], None]:
+def make_step(
+    model: nn.Module, config: Dict[str, bool], device: torch.device
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
     forward = ForwardWithAux(model)
     if config["compile"]:
         forward = torch.compile(forward)
@@ -150,8 +153,9 @@ def to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_l
     return x, y.to(device, non_blocking=True)
 
 
-def timed_steps(batches: Iterator, run: Callable, steps: int, warmup: int, device: torch.device,
-                batch_size: int) -> float:  # fmt: skip
+def timed_steps(
+    batches: Iterator, run: Callable, steps: int, warmup: int, device: torch.device, batch_size: int
+) -> float:
     """Images/s of ``run`` over ``steps`` batches after ``warmup`` untimed ones."""
     for _ in range(warmup):
         run(*next(batches))
@@ -176,8 +180,14 @@ def profile_step(step: Callable, x: torch.Tensor, y: torch.Tensor, steps: int) -
     return "    " + table.replace("\n", "\n    ")
 
 
-def measure(name: str, config_name: str, args: argparse.Namespace, device: torch.device,
-            pool: List[np.ndarray], log: Callable[[str], None]) -> Dict[str, Any]:  # fmt: skip
+def measure(
+    name: str,
+    config_name: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    pool: List[np.ndarray],
+    log: Callable[[str], None],
+) -> Dict[str, Any]:
     config = CONFIGS[config_name]
     cfg = get_data_config(name)
     if args.image_size:
@@ -201,8 +211,10 @@ def measure(name: str, config_name: str, args: argparse.Namespace, device: torch
 
     start = time.perf_counter()
     no_data = timed_steps(fixed(), step, args.steps, args.warmup + compile_warmup, device, bs)
-    log(f"  {name} {config_name}: train, data excluded {no_data:,.0f} images/s "
-        f"({time.perf_counter() - start:.0f} s with warm-up)")  # fmt: skip
+    log(
+        f"  {name} {config_name}: train, data excluded {no_data:,.0f} images/s "
+        f"({time.perf_counter() - start:.0f} s with warm-up)"
+    )
     if args.profile and device.type == "cuda":
         log(profile_step(step, x, y, args.profile))
 
@@ -215,10 +227,16 @@ def measure(name: str, config_name: str, args: argparse.Namespace, device: torch
     for kind in args.loaders:
         transform, on_device = loader_transforms(cfg, uint8=kind == "uint8")
         dataset = SyntheticCrops(pool, bs * (data_warmup + data_steps + 1), transform)
-        loader = DataLoader(dataset, batch_size=bs, shuffle=True, num_workers=args.workers, drop_last=True,
-                            pin_memory=device.type == "cuda")  # fmt: skip
+        loader = DataLoader(
+            dataset,
+            batch_size=bs,
+            shuffle=True,
+            num_workers=args.workers,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+        )
 
-        def loaded() -> Iterator:
+        def loaded(loader: DataLoader = loader, on_device: Callable = on_device) -> Iterator:
             for xb, yb in loader:
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
                 xb = on_device(xb)
@@ -231,10 +249,7 @@ def measure(name: str, config_name: str, args: argparse.Namespace, device: torch
 
     # evaluation, as evaluate runs it (the deployment copy for the fast configurations)
     model.eval()
-    if config["amp"]:
-        runner: nn.Module = prepare_for_inference(model, device, compile=config["compile"])
-    else:
-        runner = model
+    runner: nn.Module = prepare_for_inference(model, device, compile=config["compile"]) if config["amp"] else model
     xe = torch.randn(bs, 3, size, size, device=device)
 
     def infer(xb: torch.Tensor) -> None:
@@ -250,15 +265,22 @@ def measure(name: str, config_name: str, args: argparse.Namespace, device: torch
     best_loader = max(with_data, key=with_data.get)
     minutes = EPOCHS * (TRAIN_CROPS / with_data[best_loader] + TEST_CROPS / eval_ips) / 60
     minutes_no_data = EPOCHS * (TRAIN_CROPS / no_data + TEST_CROPS / eval_ips) / 60
-    del model, runner, step
+    del model, step, infer  # (runner goes with infer)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {
-        "model": name, "config": config_name, "image_size": size, "batch_size": bs,
-        "train_ips_no_data": no_data, "train_ips_with_data": with_data, "best_loader": best_loader,
-        "eval_ips": eval_ips, "experiment_minutes": minutes, "experiment_minutes_no_data": minutes_no_data,
+        "model": name,
+        "config": config_name,
+        "image_size": size,
+        "batch_size": bs,
+        "train_ips_no_data": no_data,
+        "train_ips_with_data": with_data,
+        "best_loader": best_loader,
+        "eval_ips": eval_ips,
+        "experiment_minutes": minutes,
+        "experiment_minutes_no_data": minutes_no_data,
         "source_minutes": SOURCE_MINUTES.get(name),
-    }  # fmt: skip
+    }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -270,14 +292,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--steps", type=int, default=30, help="timed steps per measurement (default 30)")
     p.add_argument("--warmup", type=int, default=10, help="untimed steps first (compile: 5 more)")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1), help="DataLoader processes")
-    p.add_argument("--loaders", nargs="+", default=["float", "uint8"], choices=["float", "uint8"],
-                   help="data-included variants: float batches from the workers, or uint8 batches "
-                        "normalized on the device (default: both)")  # fmt: skip
+    p.add_argument(
+        "--loaders",
+        nargs="+",
+        default=["float", "uint8"],
+        choices=["float", "uint8"],
+        help="data-included variants: float batches from the workers, or uint8 batches "
+        "normalized on the device (default: both)",
+    )
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu for a smoke test")
-    p.add_argument("--json", type=Path, default=None,
-                   help="also write the figures to this JSON file (rewritten after every measurement)")
-    p.add_argument("--profile", type=int, default=0, metavar="N",
-                   help="after each data-excluded measurement, profile N steps and print the top kernels")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the figures to this JSON file (rewritten after every measurement)",
+    )
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after each data-excluded measurement, profile N steps and print the top kernels",
+    )
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -289,8 +325,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         where = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
     else:
         where = f"CPU {platform.machine()} (smoke test, not a measurement)"
-    log(f"torch {torch.__version__}, {where}, {os.cpu_count()} CPU cores, {args.workers} loader workers, "
-        f"batch {args.batch_size}, {args.steps} timed steps")  # fmt: skip
+    log(
+        f"torch {torch.__version__}, {where}, {os.cpu_count()} CPU cores, {args.workers} loader workers, "
+        f"batch {args.batch_size}, {args.steps} timed steps"
+    )
     pool = synthetic_pool()
     rows: List[Dict[str, Any]] = []
 
@@ -304,22 +342,28 @@ def main(argv: Optional[List[str]] = None) -> int:
             save()
     log("")
     loaders = " | ".join(f"train img/s, data included ({k} loader)" for k in args.loaders)
-    log(f"| model | size | config | train img/s, data excluded | {loaders} | eval img/s "
-        "| 100 epochs (min), with data / without | source (min) | speed-up |")
+    log(
+        f"| model | size | config | train img/s, data excluded | {loaders} | eval img/s "
+        "| 100 epochs (min), with data / without | source (min) | speed-up |"
+    )
     log("|---|---:|---|---:|" + "---:|" * len(args.loaders) + "---:|---:|---:|---:|")
     for r in rows:
         src = r["source_minutes"]
         speedup = f"{src / r['experiment_minutes']:.1f}x" if src else "-"
         loaded = " | ".join(f"{r['train_ips_with_data'][k]:,.0f}" for k in args.loaders)
-        log(f"| {r['model']} | {r['image_size']} | {r['config']} | {r['train_ips_no_data']:,.0f} | {loaded} | "
+        log(
+            f"| {r['model']} | {r['image_size']} | {r['config']} | {r['train_ips_no_data']:,.0f} | {loaded} | "
             f"{r['eval_ips']:,.0f} | {r['experiment_minutes']:.1f} / {r['experiment_minutes_no_data']:.1f} | "
-            f"{src or '-'} | {speedup} |")  # fmt: skip
+            f"{src or '-'} | {speedup} |"
+        )
     v2 = [r for r in rows if r["model"] == "inception_v2"]
     if v2:
         best = max(v2, key=lambda r: r["train_ips_with_data"][r["best_loader"]])
-        log(f"\ninception_v2 best: {best['train_ips_with_data'][best['best_loader']]:,.0f} images/s with data "
+        log(
+            f"\ninception_v2 best: {best['train_ips_with_data'][best['best_loader']]:,.0f} images/s with data "
             f"({best['config']}, {best['best_loader']} loader), {best['experiment_minutes']:.1f} min for the "
-            "experiment (target >= 3,000 images/s, < 25 min)")  # fmt: skip
+            "experiment (target >= 3,000 images/s, < 25 min)"
+        )
     return 0
 
 

@@ -88,7 +88,12 @@ def cpu_name() -> str:
 
 
 def build_paths(
-    names: List[str], model_name: str, size: int, tmp: Path, log: Callable[[str], None], calibration_batches: int,
+    names: List[str],
+    model_name: str,
+    size: int,
+    tmp: Path,
+    log: Callable[[str], None],
+    calibration_batches: int,
     batch: int,
 ) -> Dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     torch.manual_seed(0)
@@ -98,6 +103,7 @@ def build_paths(
 
     def ort(path: Path) -> OnnxClassifier:
         return OnnxClassifier(path, providers=["CPUExecutionProvider"], threads=torch.get_num_threads())
+
     for name in names:
         if name == "eager":
             runners[name] = model
@@ -144,14 +150,26 @@ def accuracy(checkpoint: Path, data: Path, calibration_images: int, log: Callabl
     with tempfile.TemporaryDirectory() as tmp:
         float_path, int8_path = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
         log(export_onnx(model, float_path).describe())
-        log(export_int8_from_prepared(model, int8_path, data, calibration_images=calibration_images,
-                                      max_drop=100.0).describe())  # fmt: skip
+        log(
+            export_int8_from_prepared(
+                model, int8_path, data, calibration_images=calibration_images, max_drop=100.0
+            ).describe()
+        )
         files = (("checkpoint (PyTorch)", checkpoint), ("float32 ONNX", float_path), ("INT8 ONNX", int8_path))
         for what, path in files:
             for split in ("val", "test"):
                 r = evaluate_checkpoint(path, data, split=split, workers=0, device="cpu", progress=False)
-                rows.append({"file": what, "split": split, "images": r["images"], "acc1": r["acc1"], "acc5": r["acc5"],
-                             "model": r["model"], "image_size": r["image_size"]})  # fmt: skip
+                rows.append(
+                    {
+                        "file": what,
+                        "split": split,
+                        "images": r["images"],
+                        "acc1": r["acc1"],
+                        "acc5": r["acc5"],
+                        "model": r["model"],
+                        "image_size": r["image_size"],
+                    }
+                )
     log("")
     log("| file | split | images | top-1 | top-5 |")
     log("|---|---|---:|---:|---:|")
@@ -172,10 +190,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     p.add_argument("--calibration-batches", type=int, default=4, help="onnx-int8: random calibration batches (4)")
-    p.add_argument("--stat", choices=["median", "min"], default="median",
-                   help="batch time per path: the median over all rounds (default) or the fastest")
-    p.add_argument("--accuracy", type=Path, default=None, metavar="CHECKPOINT",
-                   help="instead of timing: top-1 of this checkpoint, its float32 and its INT8 ONNX on val and test")
+    p.add_argument(
+        "--stat",
+        choices=["median", "min"],
+        default="median",
+        help="batch time per path: the median over all rounds (default) or the fastest",
+    )
+    p.add_argument(
+        "--accuracy",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="instead of timing: top-1 of this checkpoint, its float32 and its INT8 ONNX on val and test",
+    )
     p.add_argument("--data", type=Path, default=None, metavar="DIR", help="with --accuracy: the prepared folder")
     p.add_argument("--calibration-images", type=int, default=256, help="with --accuracy: INT8 calibration images")
     args = p.parse_args()
@@ -192,9 +219,11 @@ def main() -> None:
         ort_version = f", ONNX Runtime {onnxruntime.__version__}"
     except ImportError:
         ort_version = ""
-    log(f"torch {torch.__version__}, torchvision {torchvision.__version__}{ort_version}, {machine}, "
+    log(
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}{ort_version}, {machine}, "
         f"{torch.get_num_threads()} threads; 8-bit dot-product instructions: "
-        f"{', '.join(int8) or 'none (no VNNI)'}")  # fmt: skip
+        f"{', '.join(int8) or 'none (no VNNI)'}"
+    )
     if args.accuracy is not None:
         if args.data is None:
             raise SystemExit("--accuracy needs --data (the prepared folder)")
@@ -230,34 +259,56 @@ def main() -> None:
     stat = statistics.median if args.stat == "median" else min
     ips = {name: batch / stat(t) for name, t in times.items()}
     base = ips[BASELINE] * macs[BASELINE]
-    rows = [{
-        "path": name, "images_per_s": ips[name], "gmacs_per_image": macs[name] / 1e9,
-        "median_batch_s": statistics.median(times[name]), "min_batch_s": min(times[name]),
-        "x_tv": ips[name] / ips[BASELINE],
-        "per_mac": ips[name] * macs[name] / base,
-    } for name in runners]  # fmt: skip
+    rows = [
+        {
+            "path": name,
+            "images_per_s": ips[name],
+            "gmacs_per_image": macs[name] / 1e9,
+            "median_batch_s": statistics.median(times[name]),
+            "min_batch_s": min(times[name]),
+            "x_tv": ips[name] / ips[BASELINE],
+            "per_mac": ips[name] * macs[name] / base,
+        }
+        for name in runners
+    ]
     log("")
     log(f"| path | GMACs/image | median batch (s) | min batch (s) | images/s ({args.stat}) | x tv | per MAC |")
     log("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         label = "torchvision inception_v3 eager" if row["path"] == BASELINE else f"{args.model} {row['path']}"
-        log(f"| {label} | {row['gmacs_per_image']:.2f} | {row['median_batch_s']:.3f} | {row['min_batch_s']:.3f} | "
-            f"{row['images_per_s']:.2f} | {row['x_tv']:.2f} | {row['per_mac']:.2f} |")  # fmt: skip
+        log(
+            f"| {label} | {row['gmacs_per_image']:.2f} | {row['median_batch_s']:.3f} | {row['min_batch_s']:.3f} | "
+            f"{row['images_per_s']:.2f} | {row['x_tv']:.2f} | {row['per_mac']:.2f} |"
+        )
     ours = [r for r in rows if r["path"] not in (BASELINE, "onnx-int8")]
     if ours:
         best = max(ours, key=lambda r: r["per_mac"])
-        log(f"\nfastest float path: {best['path']} at {best['per_mac']:.2f}x torchvision eager per multiply-add "
-            "(target >= 2.0)")  # fmt: skip
+        log(
+            f"\nfastest float path: {best['path']} at {best['per_mac']:.2f}x torchvision eager per multiply-add "
+            "(target >= 2.0)"
+        )
     if "eager" in ips:
         log(f"eager: {ips['eager'] * macs['eager'] / base:.2f}x per multiply-add (target >= 1.0)")
     if "onnx-int8" in ips:
-        log(f"onnx-int8: {ips['onnx-int8'] * macs['onnx-int8'] / base:.2f}x torchvision eager per multiply-add "
-            "(target >= 4.5)" + (f", {ips['onnx-int8'] / ips['onnx']:.2f}x float32 ONNX (target >= 2.0)"
-                                 if "onnx" in ips else ""))  # fmt: skip
+        log(
+            f"onnx-int8: {ips['onnx-int8'] * macs['onnx-int8'] / base:.2f}x torchvision eager per multiply-add "
+            "(target >= 4.5)"
+            + (f", {ips['onnx-int8'] / ips['onnx']:.2f}x float32 ONNX (target >= 2.0)" if "onnx" in ips else "")
+        )
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                         "torch": torch.__version__, "machine": machine, "int8_instructions": int8,
-                                         "threads": torch.get_num_threads(), "rows": rows}, indent=2))  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "torch": torch.__version__,
+                    "machine": machine,
+                    "int8_instructions": int8,
+                    "threads": torch.get_num_threads(),
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

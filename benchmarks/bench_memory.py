@@ -106,16 +106,30 @@ def main() -> None:
     for name in models:
         results = []
         for ckpt in (False, True):
-            cmd = [sys.executable, __file__, "--child", "--model", name, "--device", args.device,
-                   "--batch-size", str(args.batch_size), "--image-size", str(args.image_size),
-                   "--num-classes", str(args.num_classes)] + (["--checkpointing"] if ckpt else [])  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--model",
+                name,
+                "--device",
+                args.device,
+                "--batch-size",
+                str(args.batch_size),
+                "--image-size",
+                str(args.image_size),
+                "--num-classes",
+                str(args.num_classes),
+            ] + (["--checkpointing"] if ckpt else [])
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         plain, ckpt = results
         gib = 1024**3
-        print(f"| `{name}` | {plain['peak_bytes'] / gib:.2f} GiB | {ckpt['peak_bytes'] / gib:.2f} GiB | "
-              f"{1 - ckpt['peak_bytes'] / plain['peak_bytes']:.0%} | {plain['seconds']:.2f} | {ckpt['seconds']:.2f} |",
-              flush=True)  # fmt: skip
+        print(
+            f"| `{name}` | {plain['peak_bytes'] / gib:.2f} GiB | {ckpt['peak_bytes'] / gib:.2f} GiB | "
+            f"{1 - ckpt['peak_bytes'] / plain['peak_bytes']:.0%} | {plain['seconds']:.2f} | {ckpt['seconds']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,12 @@ from torch import nn
 from inception_v2 import create_model, get_data_config, list_models
 from inception_v2.summary import count_macs
 
-BASELINES = {"inception_v2": "inception_v3", "inception_v3": "inception_v3", "inception_v3_tv": "inception_v3",
-             "googlenet_bn": "googlenet"}
+BASELINES = {
+    "inception_v2": "inception_v3",
+    "inception_v3": "inception_v3",
+    "inception_v3_tv": "inception_v3",
+    "googlenet_bn": "googlenet",
+}
 
 
 def torchvision_model(name: str, num_classes: int) -> nn.Module:
@@ -84,9 +88,11 @@ def main() -> None:
     p.add_argument("--models", nargs="*", default=list_models())
     args = p.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, device {device}"
-          f" ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()},"
-          f" {torch.get_num_threads()} threads), batch {args.batch_size}")
+    print(
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, device {device}"
+        f" ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()},"
+        f" {torch.get_num_threads()} threads), batch {args.batch_size}"
+    )
     print(f"{'model':<14}{'mode':<7}{'ours img/s':>11}{'baseline':>14}{'base img/s':>11}{'ratio':>8}{'per-MAC':>9}")
     for name in args.models:
         size = get_data_config(name).input_size
@@ -111,10 +117,14 @@ def main() -> None:
             ips = {who: args.batch_size / statistics.median(t) for who, t in times.items()}
             ratio = ips["ours"] / ips["base"]
             per_mac = ratio * macs["ours"] / macs["base"]
-            print(f"{name:<14}{mode:<7}{ips['ours']:>11.1f}{base_name:>14}{ips['base']:>11.1f}"
-                  f"{ratio:>8.2f}{per_mac:>9.2f}")
-        print(f"{'':<14}MACs: ours {macs['ours'] / 1e9:.2f} G, {base_name} {macs['base'] / 1e9:.2f} G;"
-              f" building {name} took {build_s:.2f} s")
+            print(
+                f"{name:<14}{mode:<7}{ips['ours']:>11.1f}{base_name:>14}{ips['base']:>11.1f}"
+                f"{ratio:>8.2f}{per_mac:>9.2f}"
+            )
+        print(
+            f"{'':<14}MACs: ours {macs['ours'] / 1e9:.2f} G, {base_name} {macs['base'] / 1e9:.2f} G;"
+            f" building {name} took {build_s:.2f} s"
+        )
 
 
 if __name__ == "__main__":

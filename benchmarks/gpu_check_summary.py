@@ -31,12 +31,14 @@ def read_steps(path: Path) -> List[Dict[str, Any]]:
         return steps
     for line in lines:
         name, status, seconds, command = (line.split("\t", 3) + ["", "", ""])[:4]
-        steps.append({
-            "name": name,
-            "status": int(status) if status.lstrip("-").isdigit() else status,
-            "seconds": int(seconds) if seconds.isdigit() else None,
-            "command": command,
-        })
+        steps.append(
+            {
+                "name": name,
+                "status": int(status) if status.lstrip("-").isdigit() else status,
+                "seconds": int(seconds) if seconds.isdigit() else None,
+                "command": command,
+            }
+        )
     return steps
 
 
@@ -67,8 +69,10 @@ def summarize(out: Path) -> Dict[str, Any]:
     runs = {}
     for summary in sorted((out / "work" / "runs").glob("*/summary.json")):
         s = _json(summary) or {}
-        runs[summary.parent.name] = {k: s.get(k) for k in ("model", "epochs", "image_size", "best_val_acc1",
-                                                           "test_acc1_at_best_val", "train_time_s")}  # fmt: skip
+        runs[summary.parent.name] = {
+            k: s.get(k)
+            for k in ("model", "epochs", "image_size", "best_val_acc1", "test_acc1_at_best_val", "train_time_s")
+        }
     return {
         "steps": read_steps(out / "steps.tsv"),
         "gpu_tests": read_junit(out / "pytest-gpu.xml"),
@@ -81,21 +85,29 @@ def summarize(out: Path) -> Dict[str, Any]:
 def format_summary(s: Dict[str, Any]) -> str:
     lines = ["", "gpu_check summary", "| step | status | seconds |", "|---|---|---:|"]
     for step in s["steps"]:
-        lines.append(f"| {step['name']} | {step['status']} | {step['seconds'] if step['seconds'] is not None else '-'} |")
+        lines.append(
+            f"| {step['name']} | {step['status']} | {step['seconds'] if step['seconds'] is not None else '-'} |"
+        )
     t = s["gpu_tests"]
     if t:
-        lines.append(f"gpu tests: {t['tests']} run, {t['failures'] + t['errors']} failed, {t['skipped']} skipped"
-                     + (f" ({', '.join(t['failed'])})" if t["failed"] else ""))  # fmt: skip
+        lines.append(
+            f"gpu tests: {t['tests']} run, {t['failures'] + t['errors']} failed, {t['skipped']} skipped"
+            + (f" ({', '.join(t['failed'])})" if t["failed"] else "")
+        )
     for name, r in s["train_runs"].items():
         if r.get("train_time_s") is not None:
-            lines.append(f"train {name}: {r['model']} at {r['image_size']}px, {r['epochs']} epoch(s) in "
-                         f"{r['train_time_s']:.0f} s, best val top-1 {r['best_val_acc1']:.2%}")  # fmt: skip
+            lines.append(
+                f"train {name}: {r['model']} at {r['image_size']}px, {r['epochs']} epoch(s) in "
+                f"{r['train_time_s']:.0f} s, best val top-1 {r['best_val_acc1']:.2%}"
+            )
     bench = s["bench_gpu"] or {}
     for row in bench.get("rows", []):
         loaded = ", ".join(f"{k} loader {v:,.0f}" for k, v in row["train_ips_with_data"].items())
-        lines.append(f"bench {row['model']} {row['config']} @{row['image_size']}: train {row['train_ips_no_data']:,.0f} "
-                     f"img/s without data, {loaded} with data; eval {row['eval_ips']:,.0f} img/s; "
-                     f"100 epochs {row['experiment_minutes']:.1f} min")  # fmt: skip
+        lines.append(
+            f"bench {row['model']} {row['config']} @{row['image_size']}: train {row['train_ips_no_data']:,.0f} "
+            f"img/s without data, {loaded} with data; eval {row['eval_ips']:,.0f} img/s; "
+            f"100 epochs {row['experiment_minutes']:.1f} min"
+        )
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ def one_thread():
     yield
     torch.set_num_threads(before)
 
+
 # --------------------------------------------------------------------------- data (issue 3)
 # A tiny synthetic VOC devkit (`inception-v2 make-sample`) and its prepared crop stores, built
 # once per test session; training tests reuse them.
@@ -60,8 +61,9 @@ def prepared_sample(sample_devkit: Path, tmp_path_factory: pytest.TempPathFactor
     from inception_v2.data import prepare
 
     out = tmp_path_factory.mktemp("prepared") / "sample"
-    prepare(out, voc_root=sample_devkit, val_fraction=SAMPLE_VAL_FRACTION, workers=1, progress=False,
-            log=lambda _: None)  # fmt: skip
+    prepare(
+        out, voc_root=sample_devkit, val_fraction=SAMPLE_VAL_FRACTION, workers=1, progress=False, log=lambda _: None
+    )
     return out
 
 

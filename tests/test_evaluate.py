@@ -16,8 +16,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def test_evaluate_matches_the_training_metrics_and_writes_nothing(tiny_run, prepared_sample):
     before = sorted(p.name for p in tiny_run.iterdir())
-    r = evaluate_checkpoint(tiny_run / "last.pt", prepared_sample, split="test", workers=0,
-                            device="cpu", progress=False)  # fmt: skip
+    r = evaluate_checkpoint(
+        tiny_run / "last.pt", prepared_sample, split="test", workers=0, device="cpu", progress=False
+    )
     last = read_metrics_csv(tiny_run / "metrics.csv")[-1]
     # Same weights, same deterministic preprocessing; only BatchNorm folding differs.
     assert r["acc1"] == pytest.approx(last["test_acc1"], abs=1e-5)
@@ -30,8 +31,9 @@ def test_evaluate_matches_the_training_metrics_and_writes_nothing(tiny_run, prep
 
 def test_evaluate_out_writes_the_json_and_the_figures(tiny_run, prepared_sample, tmp_path):
     out = tmp_path / "eval"
-    r = evaluate_checkpoint(tiny_run / "best.pt", prepared_sample, split="val", workers=0, device="cpu",
-                            progress=False, out=out, mistakes=5)  # fmt: skip
+    r = evaluate_checkpoint(
+        tiny_run / "best.pt", prepared_sample, split="val", workers=0, device="cpu", progress=False, out=out, mistakes=5
+    )
     names = ["confusion-val.png", "evaluation-val.json", "mistakes-val.png", "per-class-val.png"]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == names
     for name in names[:1] + names[2:]:
@@ -52,9 +54,26 @@ def test_evaluate_out_writes_the_json_and_the_figures(tiny_run, prepared_sample,
 
 def test_evaluate_cli_json_and_flip_tta(tiny_run, prepared_sample, tmp_path, capsys):
     png = tmp_path / "val.png"
-    code = main(["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--data", str(prepared_sample),
-                 "--split", "val", "--tta", "flip", "--workers", "0", "--device", "cpu",
-                 "--confusion-png", str(png), "--json"])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tiny_run / "best.pt"),
+            "--data",
+            str(prepared_sample),
+            "--split",
+            "val",
+            "--tta",
+            "flip",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--confusion-png",
+            str(png),
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert {"acc1", "acc5", "loss", "per_class", "mistakes"} <= set(out)
@@ -64,8 +83,21 @@ def test_evaluate_cli_json_and_flip_tta(tiny_run, prepared_sample, tmp_path, cap
 
 
 def test_evaluate_cli_text(tiny_run, prepared_sample, tmp_path, capsys):
-    code = main(["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--data", str(prepared_sample),
-                 "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "e")])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tiny_run / "best.pt"),
+            "--data",
+            str(prepared_sample),
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "e"),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "top-1" in text and "top-5" in text and "loss" in text and "tvmonitor" in text
@@ -76,7 +108,20 @@ def test_evaluate_out_folder_in_use_is_exit_3(tiny_run, prepared_sample, tmp_pat
     from inception_v2.locking import exclusive
 
     with exclusive(tmp_path / "e", "another evaluation"):
-        code = main(["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--data", str(prepared_sample),
-                     "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "e")])  # fmt: skip
+        code = main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tiny_run / "best.pt"),
+                "--data",
+                str(prepared_sample),
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
     assert code == 3 and "in use" in capsys.readouterr().err
     assert not (tmp_path / "e" / "evaluation-test.json").exists()

@@ -22,8 +22,15 @@ def test_syntax():
 def test_dry_run_prints_every_step_and_runs_nothing(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(["bash", str(SCRIPT), str(out), "--dry-run"], capture_output=True, text=True, check=True)
-    for step in ("[gpu-tests]", "[sample]", "[train-299]", "[bench-gpu]", "[bench-memory]", "[train-299-compile]",
-                 "[summary]"):  # fmt: skip
+    for step in (
+        "[gpu-tests]",
+        "[sample]",
+        "[train-299]",
+        "[bench-gpu]",
+        "[bench-memory]",
+        "[train-299-compile]",
+        "[summary]",
+    ):
         assert step in r.stdout
     assert "pytest -m gpu" in r.stdout and "--compile" in r.stdout and "bench_gpu.py" in r.stdout
     assert "googlenet_bn" in r.stdout and "--batch-size" in r.stdout
@@ -43,11 +50,22 @@ def test_summary_reads_what_the_steps_left(tmp_path):
         '<testcase classname="tests.train.test_gpu" name="test_b"><failure message="x"/></testcase>'
         "</testsuite></testsuites>"
     )
-    row = {"model": "inception_v2", "config": "bf16-cl", "image_size": 299, "train_ips_no_data": 2417.0,
-           "train_ips_with_data": {"uint8": 2097.0}, "eval_ips": 7993.0, "experiment_minutes": 34.4}  # fmt: skip
+    row = {
+        "model": "inception_v2",
+        "config": "bf16-cl",
+        "image_size": 299,
+        "train_ips_no_data": 2417.0,
+        "train_ips_with_data": {"uint8": 2097.0},
+        "eval_ips": 7993.0,
+        "experiment_minutes": 34.4,
+    }
     (tmp_path / "bench_gpu.json").write_text(json.dumps({"rows": [row]}))
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check_summary.py"), str(tmp_path)],
-                       capture_output=True, text=True, check=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_check_summary.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     s = json.loads((tmp_path / "gpu_check.json").read_text())
     assert [st["status"] for st in s["steps"]] == [0, "skipped"]
     assert s["gpu_tests"]["failures"] == 1 and s["gpu_tests"]["failed"] == ["tests.train.test_gpu::test_b"]

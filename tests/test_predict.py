@@ -50,8 +50,20 @@ def test_predict_top_classes_with_probabilities(tiny_run, crop_files):
 def test_predict_box_and_cli(tiny_run, crop_files, capsys):
     paths, _ = crop_files
     w, h = Image.open(paths[0]).size
-    code = main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(paths[0]),
-                 "--box", f"1,1,{w},{h}", "--topk", "2", "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(tiny_run / "best.pt"),
+            str(paths[0]),
+            "--box",
+            f"1,1,{w},{h}",
+            "--topk",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(f"[box 1,1,{w},{h}]") and len(lines) == 3 and lines[1].strip().endswith("%")
@@ -85,8 +97,10 @@ def test_predict_refuses_a_decompression_bomb_in_one_line(tiny_run, tmp_path, mo
         assert code == 2 and err.count("\n") == 1
         assert f"image {tmp_path / name} refused as a possible decompression bomb" in err
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
-    assert main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(tmp_path / "raised.png"),
-                 "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(tmp_path / "raised.png"), "--device", "cpu"])
+        == 0
+    )
 
 
 def test_predict_a_folder_as_an_image_is_one_line(tiny_run, tmp_path, capsys):

@@ -76,12 +76,30 @@ def test_a_killed_train_leaves_no_loader_worker(prepared_sample, tmp_path):
     """SIGKILL a train whose DataLoader has worker processes: within seconds no process of its
     session is left, and a rerun with --resume on the same folder works (the lock died too)."""
     out = tmp_path / "run"
-    base = [sys.executable, "-m", "inception_v2", "train", "--model", "googlenet_bn", "--data", str(prepared_sample),
-            "--out", str(out), "--batch-size", "8", "--image-size", "32", "--device", "cpu", "--no-progress"]  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "inception_v2",
+        "train",
+        "--model",
+        "googlenet_bn",
+        "--data",
+        str(prepared_sample),
+        "--out",
+        str(out),
+        "--batch-size",
+        "8",
+        "--image-size",
+        "32",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     argv = base + ["--epochs", "50", "--workers", "2"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while len(session_members(proc.pid)) < 3:  # the train process and its two loader workers
@@ -95,6 +113,7 @@ def test_a_killed_train_leaves_no_loader_worker(prepared_sample, tmp_path):
     finally:
         for pid in session_members(proc.pid):
             os.kill(pid, signal.SIGKILL)
-    rerun = subprocess.run(base + ["--epochs", "1", "--workers", "0", "--resume"], env=env, capture_output=True,
-                           text=True, timeout=300)  # fmt: skip
+    rerun = subprocess.run(
+        base + ["--epochs", "1", "--workers", "0", "--resume"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr

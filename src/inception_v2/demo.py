@@ -33,8 +33,13 @@ DEMO_RUNS: Dict[str, Dict[str, Any]] = {
 
 
 def demo(
-    out: Path = Path("demo-run"), workers: int = 0, device: str = "cpu", threads: Optional[int] = DEMO_THREADS,
-    progress: bool = True, log: Callable[[str], None] = print, epochs: Optional[int] = None,
+    out: Path = Path("demo-run"),
+    workers: int = 0,
+    device: str = "cpu",
+    threads: Optional[int] = DEMO_THREADS,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    epochs: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Run the demo in ``out``; returns :func:`inception_v2.report.compare`'s result plus
     ``summaries`` (model -> summary.json) and ``seconds``. ``threads`` sets

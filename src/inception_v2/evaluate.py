@@ -54,8 +54,10 @@ def _scores(runner: Any, loader: torch.utils.data.DataLoader, tta: str, progress
                     logits = (logits + runner(torch.flip(x, dims=[3]))) / 2
                 logits, y = logits.float().cpu(), y.cpu()
                 if logits.shape != (y.shape[0], num_classes):
-                    raise UsageError(f"the model returned logits shaped {tuple(logits.shape)} for {y.shape[0]} images "
-                                     f"of {num_classes} classes")  # fmt: skip
+                    raise UsageError(
+                        f"the model returned logits shaped {tuple(logits.shape)} for {y.shape[0]} images "
+                        f"of {num_classes} classes"
+                    )
                 c1, c5 = topk_correct(logits, y, (1, 5))
                 top1, top5, n = top1 + int(c1), top5 + int(c5), n + int(y.shape[0])
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -67,23 +69,45 @@ def _scores(runner: Any, loader: torch.utils.data.DataLoader, tta: str, progress
         bar.close()
     if n == 0:
         raise UsageError("evaluation saw no images (empty split)")
-    return {"loss": loss_sum / n, "acc1": top1 / n, "acc5": top5 / n, "images": n, "confusion": cm,
-            "pred": torch.cat(preds), "conf": torch.cat(confs)}  # fmt: skip
+    return {
+        "loss": loss_sum / n,
+        "acc1": top1 / n,
+        "acc5": top5 / n,
+        "images": n,
+        "confusion": cm,
+        "pred": torch.cat(preds),
+        "conf": torch.cat(confs),
+    }
 
 
 def _mistakes(
-    dataset: VOCCrops, pred: torch.Tensor, conf: torch.Tensor, classes: List[str], k: int,
+    dataset: VOCCrops,
+    pred: torch.Tensor,
+    conf: torch.Tensor,
+    classes: List[str],
+    k: int,
 ) -> List[Dict[str, Any]]:
     """The ``k`` wrong predictions made with the highest confidence, most confident first."""
     labels = torch.as_tensor(dataset.targets)
     wrong = (pred != labels).nonzero().flatten()
     order = wrong[conf[wrong].argsort(descending=True, stable=True)][:k]
-    return [{"index": int(i), "true": classes[int(labels[i])], "predicted": classes[int(pred[i])],
-             "confidence": float(conf[i])} for i in order]  # fmt: skip
+    return [
+        {
+            "index": int(i),
+            "true": classes[int(labels[i])],
+            "predicted": classes[int(pred[i])],
+            "confidence": float(conf[i]),
+        }
+        for i in order
+    ]
 
 
 def _write_figures(
-    out: Path, split: str, result: Dict[str, Any], dataset: VOCCrops, title: str,
+    out: Path,
+    split: str,
+    result: Dict[str, Any],
+    dataset: VOCCrops,
+    title: str,
 ) -> Dict[str, str]:
     from inception_v2.report.figures import plot_confusion, plot_mistakes, plot_per_class_accuracy
 
@@ -91,15 +115,22 @@ def _write_figures(
     counts = [sum(row) for row in result["confusion"]]
     files = {
         "confusion": plot_confusion(result["confusion"], classes, out / f"confusion-{split}.png", title),
-        "per_class": plot_per_class_accuracy(classes, list(result["per_class"].values()), counts,
-                                             out / f"per-class-{split}.png", title, overall=result["acc1"]),
-    }  # fmt: skip
+        "per_class": plot_per_class_accuracy(
+            classes,
+            list(result["per_class"].values()),
+            counts,
+            out / f"per-class-{split}.png",
+            title,
+            overall=result["acc1"],
+        ),
+    }
     images, captions = [], []
     for m in result["mistakes"]:
         images.append(dataset[m["index"]][0].permute(1, 2, 0).numpy())  # the uint8 crop the model saw
         captions.append(f"#{m['index']} true: {m['true']}\npredicted: {m['predicted']} ({m['confidence']:.0%})")
-    files["mistakes"] = plot_mistakes(images, captions, out / f"mistakes-{split}.png",
-                                      f"{title}: most confident mistakes")  # fmt: skip
+    files["mistakes"] = plot_mistakes(
+        images, captions, out / f"mistakes-{split}.png", f"{title}: most confident mistakes"
+    )
     return {k: str(v) for k, v in files.items()}
 
 
@@ -144,8 +175,7 @@ def evaluate_checkpoint(
         raise UsageError(f"{prepared}: the {split} split is empty")
     if list(dataset.classes) != list(runner.classes):
         raise UsageError(f"{checkpoint} was trained on other classes than those of {prepared}")
-    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers,
-                         pin_memory=runner.device.type == "cuda")  # fmt: skip
+    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, pin_memory=runner.device.type == "cuda")
 
     def run() -> Dict[str, Any]:
         s = _scores(runner, loader, tta, progress, f"evaluate {split}")
@@ -181,8 +211,9 @@ def evaluate_checkpoint(
     if confusion_png is not None:
         from inception_v2.report.figures import plot_confusion
 
-        plot_confusion(result["confusion"], list(result["per_class"]), Path(confusion_png),
-                       f"{title}: top-1 {result['acc1']:.2%}")  # fmt: skip
+        plot_confusion(
+            result["confusion"], list(result["per_class"]), Path(confusion_png), f"{title}: top-1 {result['acc1']:.2%}"
+        )
         result["files"]["confusion_png"] = str(confusion_png)
     return result
 

@@ -33,12 +33,14 @@ LOCK_NAME = ".lock"
 
 
 def _holder() -> str:
-    return json.dumps({
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv and sys.argv[0] else "python",
-        "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-    })
+    return json.dumps(
+        {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv and sys.argv[0] else "python",
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
 
 
 def _describe(text: str) -> str:
@@ -71,8 +73,7 @@ def exclusive(folder: Union[str, "os.PathLike[str]"], what: str = "folder") -> I
         except (BlockingIOError, PermissionError):
             f.seek(0)
             raise LockedError(
-                f"{what} {folder} is in use by {_describe(f.read())}; wait for it to finish or "
-                "choose another folder"
+                f"{what} {folder} is in use by {_describe(f.read())}; wait for it to finish or choose another folder"
             ) from None
         f.seek(0)
         f.truncate()

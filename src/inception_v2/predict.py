@@ -69,7 +69,11 @@ def read_image(path: Path, box: Optional[Box] = None) -> torch.Tensor:
 
 
 def predict(
-    checkpoint: Path, images: Sequence[Path], box: Optional[Box] = None, topk: int = 5, device: str = "auto",
+    checkpoint: Path,
+    images: Sequence[Path],
+    box: Optional[Box] = None,
+    topk: int = 5,
+    device: str = "auto",
 ) -> List[Dict[str, Any]]:
     """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...]}``, best first."""
     if topk < 1:
@@ -85,9 +89,11 @@ def predict(
     top = probs.topk(k, dim=1)
     results = []
     for path, values, indices in zip(images, top.values.tolist(), top.indices.tolist()):
-        results.append({
-            "image": str(path),
-            "box": list(box) if box else None,
-            "top": [{"class": clf.classes[i], "probability": v} for v, i in zip(values, indices)],
-        })  # fmt: skip
+        results.append(
+            {
+                "image": str(path),
+                "box": list(box) if box else None,
+                "top": [{"class": clf.classes[i], "probability": v} for v, i in zip(values, indices)],
+            }
+        )
     return results

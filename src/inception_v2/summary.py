@@ -65,6 +65,7 @@ def summarize(name: str, image_size: Optional[int] = None, num_classes: int = 10
     def record(stage_name: str, stage: torch.nn.Module):
         def hook(_module, _inputs, output):
             stages.append({"name": stage_name, "shape": list(output.shape[1:]), "params": count_params(stage)})
+
         return stage.register_forward_hook(hook)
 
     hooks = [record(n, st) for n, st in model.features.named_children()]

@@ -32,8 +32,12 @@ CASES = [
     ("make-sample-out-under-a-file", "make-sample {file}/s --images 4", 2, "{file}"),
     ("compare-out-under-a-file", "compare {run} --out {file}/c", 2, "{file}"),
     ("export-out-under-a-file", "export --checkpoint {run}/best.pt --out {file}/m.onnx", 2, "{file}"),
-    ("evaluate-figure-under-a-file", "evaluate --checkpoint {run}/best.pt --data {data} --workers 0 "
-     "--confusion-png {file}/cm.png", 2, "{file}"),
+    (
+        "evaluate-figure-under-a-file",
+        "evaluate --checkpoint {run}/best.pt --data {data} --workers 0 --confusion-png {file}/cm.png",
+        2,
+        "{file}",
+    ),
     # -- checkpoints that are not checkpoints
     ("evaluate-random-bytes", "evaluate --checkpoint {junk} --data {data} --workers 0", 2, "{junk}"),
     ("predict-random-bytes", "predict --checkpoint {junk} {image}", 2, "{junk}"),
@@ -55,8 +59,12 @@ CASES = [
     ("train-zero-batch", TRAIN + " --data {data} --out {tmp}/r --batch-size 0", 2, "batch"),
     ("train-negative-epochs", TRAIN + " --data {data} --out {tmp}/r --epochs -1", 2, "epochs"),
     ("predict-zero-topk", "predict --checkpoint {run}/best.pt {image} --topk 0", 2, "--topk"),
-    ("export-format-contradicts-suffix", "export --model googlenet_bn --format torchscript --out {tmp}/m.onnx", 2,
-     "contradicts"),
+    (
+        "export-format-contradicts-suffix",
+        "export --model googlenet_bn --format torchscript --out {tmp}/m.onnx",
+        2,
+        "contradicts",
+    ),
     ("export-unknown-model", "export --model resnet50 --out {tmp}/m.onnx", 2, "resnet50"),
     # -- a run that already exists
     ("train-existing-run-without-resume", TRAIN + " --data {data} --out {run}", 2, "--resume"),
@@ -75,10 +83,16 @@ def paths(tiny_run: Path, prepared_sample: Path, sample_devkit: Path, tmp_path_f
     work = tmp / "work"
     work.mkdir()
     return {
-        "tmp": work, "file": tmp / "a-file.txt", "junk": tmp / "junk.pt", "empty_jpg": tmp / "empty.jpg",
-        "image": tmp / "red.png", "bomb": tmp / "bomb.png", "run": tiny_run, "data": prepared_sample,
+        "tmp": work,
+        "file": tmp / "a-file.txt",
+        "junk": tmp / "junk.pt",
+        "empty_jpg": tmp / "empty.jpg",
+        "image": tmp / "red.png",
+        "bomb": tmp / "bomb.png",
+        "run": tiny_run,
+        "data": prepared_sample,
         "devkit": sample_devkit,
-    }  # fmt: skip
+    }
 
 
 def _fill(template: str, paths: Dict[str, Path]) -> str:
@@ -106,8 +120,13 @@ def _state(folder: Path) -> Dict[str, int]:
 
 def test_status_codes_are_documented():
     text = (Path(errors.__file__)).read_text()
-    for status in (errors.EXIT_CHECK_FAILED, errors.EXIT_USAGE, errors.EXIT_LOCKED, errors.EXIT_INTERNAL,
-                   errors.EXIT_INTERRUPTED):  # fmt: skip
+    for status in (
+        errors.EXIT_CHECK_FAILED,
+        errors.EXIT_USAGE,
+        errors.EXIT_LOCKED,
+        errors.EXIT_INTERNAL,
+        errors.EXIT_INTERRUPTED,
+    ):
         assert re.search(rf"^\s*{status}\s", text, re.M)
 
 
@@ -116,8 +135,18 @@ def test_concurrent_trains_on_one_run_directory(prepared_sample, tmp_path):
     holder; the first finishes undisturbed."""
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    argv = [sys.executable, "-m", "inception_v2", *TRAIN.split(), "--epochs", "3", "--data", str(prepared_sample),
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "inception_v2",
+        *TRAIN.split(),
+        "--epochs",
+        "3",
+        "--data",
+        str(prepared_sample),
+        "--out",
+        str(out),
+    ]
     first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = 60.0

@@ -7,8 +7,19 @@ import pytest
 from inception_v2.cli import main
 from inception_v2.data import prepare
 
-TINY_ARGS = ["--epochs", "1", "--batch-size", "8", "--image-size", "32", "--workers", "0",
-             "--device", "cpu", "--no-progress"]  # fmt: skip
+TINY_ARGS = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--image-size",
+    "32",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def _train(capsys, *args):
@@ -18,15 +29,17 @@ def _train(capsys, *args):
 
 
 def test_missing_data_dir(tmp_path, capsys):
-    code, err = _train(capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "nope"), "--out",
-                       str(tmp_path / "r"))  # fmt: skip
+    code, err = _train(
+        capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")
+    )
     assert code == 2 and err.startswith("error: ") and "does not exist" in err and len(err.splitlines()) == 1
 
 
 def test_data_dir_that_is_neither_prepared_nor_voc(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
-    code, err = _train(capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "junk"), "--out",
-                       str(tmp_path / "r"))  # fmt: skip
+    code, err = _train(
+        capsys, "--model", "googlenet_bn", "--data", str(tmp_path / "junk"), "--out", str(tmp_path / "r")
+    )
     assert code == 2 and "neither a prepared directory" in err
 
 
@@ -43,20 +56,55 @@ def test_empty_val_split(sample_devkit, tmp_path, capsys):
 
 
 def test_val_fraction_must_match_the_prepared_one(prepared_sample, tmp_path, capsys):
-    code, err = _train(capsys, "--model", "googlenet_bn", "--data", str(prepared_sample), "--out",
-                       str(tmp_path / "r"), "--val-fraction", "0.1")  # fmt: skip
+    code, err = _train(
+        capsys,
+        "--model",
+        "googlenet_bn",
+        "--data",
+        str(prepared_sample),
+        "--out",
+        str(tmp_path / "r"),
+        "--val-fraction",
+        "0.1",
+    )
     assert code == 2 and "prepared with --val-fraction 0.2" in err
 
 
 def test_batch_larger_than_the_train_split(prepared_sample, tmp_path, capsys):
-    code = main(["train", "--model", "googlenet_bn", "--data", str(prepared_sample), "--out", str(tmp_path / "r"),
-                 "--batch-size", "100000", "--image-size", "32", "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--model",
+            "googlenet_bn",
+            "--data",
+            str(prepared_sample),
+            "--out",
+            str(tmp_path / "r"),
+            "--batch-size",
+            "100000",
+            "--image-size",
+            "32",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2 and "fewer than one batch" in capsys.readouterr().err
 
 
 def test_image_size_below_the_models_minimum(prepared_sample, tmp_path, capsys):
-    code = main(["train", "--model", "inception_v2", "--data", str(prepared_sample), "--out", str(tmp_path / "r"),
-                 "--image-size", "32"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--model",
+            "inception_v2",
+            "--data",
+            str(prepared_sample),
+            "--out",
+            str(tmp_path / "r"),
+            "--image-size",
+            "32",
+        ]
+    )
     assert code == 2 and "image_size (--image-size) must be >= 75" in capsys.readouterr().err
 
 
@@ -72,8 +120,20 @@ def test_existing_run_without_resume(tiny_run, prepared_sample, capsys):
 
 
 def test_resume_with_another_learning_rate(tiny_run, prepared_sample, capsys):
-    code = main(["train", "--model", "googlenet_bn", "--data", str(prepared_sample), "--out", str(tiny_run),
-                 "--resume", "--lr", "0.5"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--model",
+            "googlenet_bn",
+            "--data",
+            str(prepared_sample),
+            "--out",
+            str(tiny_run),
+            "--resume",
+            "--lr",
+            "0.5",
+        ]
+    )
     assert code == 2 and "cannot resume" in capsys.readouterr().err
 
 
@@ -121,8 +181,22 @@ def test_flags_config_file_and_recipe_layer(tmp_path):
 
     (tmp_path / "c.yaml").write_text("recipe: paper\nmodel: googlenet_bn\ndata: d\nout: o\nepochs: 7\nmixup: 0.2\n")
     parse = _train_parser().parse_args
-    cfg = config_from_args(parse(["--config", str(tmp_path / "c.yaml"), "--epochs", "3", "--no-amp",
-                                  "--ema-decay", "none", "--optimizer", "sgd", "--nesterov"]))  # fmt: skip
+    cfg = config_from_args(
+        parse(
+            [
+                "--config",
+                str(tmp_path / "c.yaml"),
+                "--epochs",
+                "3",
+                "--no-amp",
+                "--ema-decay",
+                "none",
+                "--optimizer",
+                "sgd",
+                "--nesterov",
+            ]
+        )
+    )
     assert (cfg.recipe, cfg.model, cfg.epochs, cfg.mixup, cfg.amp) == ("paper", "googlenet_bn", 3, 0.2, False)
     assert (cfg.optimizer, cfg.nesterov, cfg.ema_decay, cfg.label_smoothing) == ("sgd", True, None, 0.1)
     assert cfg.lr == pytest.approx(0.045 * 128 / 32)  # the paper recipe's, scaled
@@ -153,8 +227,20 @@ def test_a_runs_config_json_is_a_valid_config(tiny_run, tmp_path):
     ],
 )
 def test_bad_flag_values_are_one_line_errors_naming_the_flag(prepared_sample, tmp_path, capsys, args, words):
-    code = main(["train", "--model", "googlenet_bn", "--data", str(prepared_sample), "--out", str(tmp_path / "r"),
-                 "--device", "cpu", *args])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--model",
+            "googlenet_bn",
+            "--data",
+            str(prepared_sample),
+            "--out",
+            str(tmp_path / "r"),
+            "--device",
+            "cpu",
+            *args,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1 and words in err, err
     assert not (tmp_path / "r").exists()
@@ -167,8 +253,9 @@ def test_bad_flag_values_are_one_line_errors_naming_the_flag(prepared_sample, tm
 )  # fmt: skip
 def test_bad_config_files_are_one_line_errors(prepared_sample, tmp_path, capsys, text, words):
     (tmp_path / "c.yaml").write_text(text)
-    code = main(["train", "--config", str(tmp_path / "c.yaml"), "--data", str(prepared_sample), "--out",
-                 str(tmp_path / "r")])  # fmt: skip
+    code = main(
+        ["train", "--config", str(tmp_path / "c.yaml"), "--data", str(prepared_sample), "--out", str(tmp_path / "r")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1 and words in err and "c.yaml" in err, err
 

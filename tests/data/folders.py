@@ -69,7 +69,7 @@ def pictures() -> Dict[str, tuple]:
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])
     bilevel = Image.fromarray(grey).convert("1")
     cmyk = Image.fromarray(rgb).convert("CMYK")
-    grey16 = (grey.astype(np.uint16) * 257)
+    grey16 = grey.astype(np.uint16) * 257
     frame0, frame1 = Image.new("RGB", (20, 16), (200, 20, 20)), Image.new("RGB", (20, 16), (20, 20, 200))
     gif = io.BytesIO()
     frame0.save(gif, format="GIF", save_all=True, append_images=[frame1])

@@ -45,8 +45,7 @@ def quirky(tmp_path_factory) -> tuple:
 def test_every_quirk_of_a_folder_with_skip_bad(quirky, tmp_path):
     root, expected = quirky
     out = tmp_path / "p"
-    counts = prepare(out, image_folder=root, val_fraction=0.25, test_fraction=0.25, skip_bad=True, workers=2,
-                     **QUIET)  # fmt: skip
+    counts = prepare(out, image_folder=root, val_fraction=0.25, test_fraction=0.25, skip_bad=True, workers=2, **QUIET)
     assert counts["classes"] == CLASSES and counts["layout"] == "pool"
     rows = manifest(out)
     assert list(rows[0]) == ["file", "class", "status", "store_index", "reason", "warnings"]
@@ -65,12 +64,19 @@ def test_every_quirk_of_a_folder_with_skip_bad(quirky, tmp_path):
     # ignored entries: listed and counted, never classes
     ignored = {r["file"]: r["reason"] for r in rows if r["status"] == "ignored"}
     assert ignored == {
-        ".ipynb_checkpoints/": "hidden-folder", "README.txt": "outside-class-folder", "cat/.git/": "hidden-folder",
-        "cat/.DS_Store": "hidden-file", "cat/notes.txt": "not-an-image", "dog house/Thumbs.db": "not-an-image",
-    }  # fmt: skip
+        ".ipynb_checkpoints/": "hidden-folder",
+        "README.txt": "outside-class-folder",
+        "cat/.git/": "hidden-folder",
+        "cat/.DS_Store": "hidden-file",
+        "cat/notes.txt": "not-an-image",
+        "dog house/Thumbs.db": "not-an-image",
+    }
     assert counts["ignored_files"] == {
-        "hidden-file": 1, "hidden-folder": 2, "not-an-image": 2, "outside-class-folder": 1,
-    }  # fmt: skip
+        "hidden-file": 1,
+        "hidden-folder": 2,
+        "not-an-image": 2,
+        "outside-class-folder": 1,
+    }
     # broken pictures: skipped with their reason, in the manifest and in counts.json
     skipped = {r["file"].split("/")[-1]: r for r in rows if r["status"] == "skipped"}
     assert {name: r["reason"] for name, r in skipped.items()} == BROKEN_REASONS

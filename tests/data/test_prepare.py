@@ -121,15 +121,18 @@ def rules_devkit(tmp_path: Path) -> Path:
     objects = [
         object_xml("dog", ["1", "1", "10", "10"]),  # the first ten columns and rows
         object_xml("cat", ["5.0", "3.0", "20.0", "12.0"]),  # floats
-        object_xml("person", ["11", "5", "30", "25"], parts=[("head", ["15", "5", "20", "9"]),
-                                                             ("hand", ["11", "12", "13", "14"])]),
+        object_xml(
+            "person",
+            ["11", "5", "30", "25"],
+            parts=[("head", ["15", "5", "20", "9"]), ("hand", ["11", "12", "13", "14"])],
+        ),
         object_xml("bird", ["35", "20", "45", "40"]),  # past the image: clamped to 35..40, 20..30
         object_xml("boat", ["41", "1", "50", "10"]),  # right of the image: nothing left
         object_xml("unicorn", ["1", "1", "5", "5"]),  # not a VOC class
         object_xml("car", ["2", "2", "4", "6"], difficult=None),  # no <difficult>: kept
         object_xml("cow", ["2", "2", "4", "6"], difficult="1"),  # difficult: excluded
         object_xml("bus", ["0", "-3", "40", "30"]),  # 0 and negative: clamped to the image
-    ]  # fmt: skip
+    ]
     mismatch = png_bytes(coordinate_image(20, 16))
     return write_devkit(
         tmp_path / "rules",
@@ -181,9 +184,15 @@ def test_max_side_downscales_only_large_crops(tmp_path):
     pixels = np.random.default_rng(0).integers(0, 256, size=(100, 200, 3), dtype=np.uint8)
     root = write_devkit(
         tmp_path / "big",
-        {("2007", "trainval", "000001"): (png_bytes(pixels), annotation_xml(200, 100, [
-            object_xml("dog", ["1", "1", "200", "100"]), object_xml("cat", ["1", "1", "40", "50"])]))},
-    )  # fmt: skip
+        {
+            ("2007", "trainval", "000001"): (
+                png_bytes(pixels),
+                annotation_xml(
+                    200, 100, [object_xml("dog", ["1", "1", "200", "100"]), object_xml("cat", ["1", "1", "40", "50"])]
+                ),
+            )
+        },
+    )
     prepare(tmp_path / "p", voc_root=root, val_fraction=0, max_side=50, workers=1, **QUIET)
     train = VOCCrops(tmp_path / "p", "train")
     assert tuple(train.crop(0).shape) == (3, 25, 50)
@@ -334,8 +343,9 @@ def run_cli(monkeypatch, capsys):
 def test_cli_make_sample_prepare_and_verify(run_cli, tmp_path):
     status, out, _ = run_cli("make-sample", tmp_path / "s", "--images", "6", "--seed", "3")
     assert status == 0 and "VOC2007 test" in out
-    status, out, err = run_cli("prepare", "--voc-root", tmp_path / "s", "--out", tmp_path / "p",
-                               "--workers", "1", "--verify-counts", "seed")  # fmt: skip
+    status, out, err = run_cli(
+        "prepare", "--voc-root", tmp_path / "s", "--out", tmp_path / "p", "--workers", "1", "--verify-counts", "seed"
+    )
     assert status == 1  # a 6-image sample is not VOC07+12
     assert "found VOC2007 trainval + test; VOC2012 trainval" in out and "total" in out
     assert "counts differ from the source's table in 20 classes" in err and "aeroplane" in err
@@ -349,8 +359,9 @@ def test_cli_errors_are_one_line(run_cli, tmp_path, devkit_copy):
     (devkit_copy / "VOCdevkit" / "VOC2007" / "JPEGImages" / f"{image_id}.jpg").write_bytes(b"\xff\xd8junk")
     status, _, err = run_cli("prepare", "--voc-root", devkit_copy, "--out", tmp_path / "p", "--workers", "1")
     assert status == 2 and f"{image_id}.jpg" in err and "cannot decode image" in err and "--skip-bad" in err
-    status, _, _ = run_cli("prepare", "--voc-root", devkit_copy, "--out", tmp_path / "p", "--workers", "1",
-                           "--skip-bad")  # fmt: skip
+    status, _, _ = run_cli(
+        "prepare", "--voc-root", devkit_copy, "--out", tmp_path / "p", "--workers", "1", "--skip-bad"
+    )
     assert status == 0
     status, _, err = run_cli("prepare", "--voc-root", devkit_copy, "--out", tmp_path / "q", "--val-fraction", "1")
     assert status == 2 and "--val-fraction" in err

@@ -171,8 +171,20 @@ def test_sigkill_during_prepare_leaves_no_process_and_the_rerun_gives_the_same_b
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(path, quality=90)
     out = tmp_path / "p"
-    command = [sys.executable, "-m", "inception_v2", "prepare", "--image-folder", str(root), "--out", str(out),
-               "--workers", "2", "--store", "jpeg"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "inception_v2",
+        "prepare",
+        "--image-folder",
+        str(root),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--store",
+        "jpeg",
+    ]
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -47,8 +47,23 @@ def test_truncated_store_is_a_one_line_error_naming_the_file(prepared_sample, pr
     with pytest.raises(UsageError, match=rf"{data.name} is truncated or damaged: .* bytes, expected"):
         PreparedDataset(out, "train")
     assert len(PreparedDataset(out, "val")) > 0  # the other splits are fine
-    status = cli.main(["train", "--model", "googlenet_bn", "--data", str(out), "--out", str(tmp_path / "run"),
-                       "--device", "cpu", "--workers", "0", "--epochs", "1"])  # fmt: skip
+    status = cli.main(
+        [
+            "train",
+            "--model",
+            "googlenet_bn",
+            "--data",
+            str(out),
+            "--out",
+            str(tmp_path / "run"),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--epochs",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and str(data) in err and "Traceback" not in err
     (out / "test.index.npy").write_bytes(b"\x93NUMPY garbage")

@@ -14,9 +14,9 @@ import torch
 from inception_v2 import cli
 from inception_v2.data import make_folder_sample, prepare
 from inception_v2.errors import UsageError
+from inception_v2.models.registry import DataConfig
 from inception_v2.train.data import build_data, cache_dir_for, resolve_prepared
 from inception_v2.train.distributed import DistInfo
-from inception_v2.models.registry import DataConfig
 from tests.train.helpers import quiet, tiny_config
 
 SMALL = DataConfig(input_size=32, resize_size=36, min_input_size=32)
@@ -50,8 +50,23 @@ def test_a_bad_file_in_a_raw_source_gets_advice_train_accepts(learnable_folder, 
     first = (voc / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "test.txt").read_text().split()[0]
     (voc / "VOCdevkit" / "VOC2007" / "JPEGImages" / f"{first}.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     for data, flag, bad in ((folder, "--image-folder", "000003.jpg"), (voc, "--voc-root", f"{first}.jpg")):
-        status = cli.main(["train", "--model", "googlenet_bn", "--data", str(data), "--out", str(tmp_path / "run"),
-                           "--device", "cpu", "--workers", "0", "--epochs", "1"])  # fmt: skip
+        status = cli.main(
+            [
+                "train",
+                "--model",
+                "googlenet_bn",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "run"),
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+                "--epochs",
+                "1",
+            ]
+        )
         err = capsys.readouterr().err
         assert status == 2 and err.count("\n") == 1 and bad in err, err
         assert f"`inception-v2 prepare {flag} {data} --out DIR --skip-bad`" in err
@@ -61,8 +76,9 @@ def test_a_bad_file_in_a_raw_source_gets_advice_train_accepts(learnable_folder, 
 def test_build_data_allows_an_empty_test_split(learnable_folder, tmp_path):
     root = Path(shutil.copytree(learnable_folder, tmp_path / "no-test", ignore=shutil.ignore_patterns("test")))
     prepare(tmp_path / "p", image_folder=root, workers=1, progress=False, log=quiet)
-    data = build_data(tmp_path / "p", SMALL, batch_size=8, workers=0, seed=0, info=DistInfo(),
-                      device=torch.device("cpu"))  # fmt: skip
+    data = build_data(
+        tmp_path / "p", SMALL, batch_size=8, workers=0, seed=0, info=DistInfo(), device=torch.device("cpu")
+    )
     assert len(data.test) == 0 and len(data.val) == 16
     assert data.classes == ["aeroplane", "bus", "diningtable", "pottedplant"]
     assert list(data.test_loader) == []
@@ -95,8 +111,9 @@ def test_training_without_a_test_split_reports_none(learnable_folder, tmp_path):
     root = Path(shutil.copytree(learnable_folder, tmp_path / "no-test", ignore=shutil.ignore_patterns("test")))
     prepare(tmp_path / "p", image_folder=root, workers=1, progress=False, log=quiet)
     lines = []
-    summary = fit(tiny_config(tmp_path / "p", tmp_path / "run", batch_size=16, epochs=1), log=lines.append,
-                  progress=False)  # fmt: skip
+    summary = fit(
+        tiny_config(tmp_path / "p", tmp_path / "run", batch_size=16, epochs=1), log=lines.append, progress=False
+    )
     assert summary["test_acc1_at_best_val"] is None and summary["best_test_acc1"] is None
     assert 0.0 <= summary["best_val_acc1"] <= 1.0
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc1"] is None

@@ -31,14 +31,18 @@ def test_classes_and_seed_table_match_spec():
 
 def test_parts_are_not_objects_and_flags_default_to_zero():
     xml = annotation_xml(
-        100, 80,
+        100,
+        80,
         [
-            object_xml("person", ["10", "10", "50", "70"], parts=[("head", ["20", "10", "30", "20"]),
-                                                                 ("hand", ["10", "40", "15", "45"])]),
+            object_xml(
+                "person",
+                ["10", "10", "50", "70"],
+                parts=[("head", ["20", "10", "30", "20"]), ("hand", ["10", "40", "15", "45"])],
+            ),
             object_xml("dog", ["1", "2", "3", "4"], difficult=None),
             object_xml("cat", ["5", "6", "7", "8"], difficult="1", truncated="1"),
         ],
-    )  # fmt: skip
+    )
     ann = parse_annotation(xml.encode(), "x.xml")
     assert ann.size == (100, 80)
     assert [o.name for o in ann.objects] == ["person", "dog", "cat"]
@@ -81,9 +85,11 @@ def test_clamp_box_is_1_based_inclusive():
 
 def test_exclusion_reasons():
     ann = parse_annotation(
-        annotation_xml(9, 9, [object_xml("dog", "1234"), object_xml("unicorn", "1234"),
-                              object_xml("dog", "1234", difficult="1")]).encode(), "x",
-    )  # fmt: skip
+        annotation_xml(
+            9, 9, [object_xml("dog", "1234"), object_xml("unicorn", "1234"), object_xml("dog", "1234", difficult="1")]
+        ).encode(),
+        "x",
+    )
     assert [exclusion_reason(o) for o in ann.objects] == [None, "unknown-class", "difficult"]
 
 

@@ -15,7 +15,6 @@ from torch import nn
 
 from inception_v2 import create_model, list_models
 from inception_v2.cli import main
-from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.deploy.export import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -29,6 +28,7 @@ from inception_v2.deploy.export import (
     read_pt2,
     read_torchscript,
 )
+from inception_v2.errors import CheckFailedError, UsageError
 from tests.deploy.test_fuse import SIZES, batch, calibrated
 
 CLASSES = ["cat", "dog", "person"]
@@ -103,8 +103,9 @@ def test_pt2_export_matches_pytorch_at_two_batch_sizes(name, tmp_path):
         with torch.inference_mode():
             ref, got = model(x), module(x)
         assert got.shape == (n, 3) and float((got - ref).abs().max()) <= result.tolerance
-    assert not any(node.target == torch.ops.aten._native_batch_norm_legit_no_training.default
-                   for node in program.graph.nodes)  # folded  # fmt: skip
+    assert not any(
+        node.target == torch.ops.aten._native_batch_norm_legit_no_training.default for node in program.graph.nodes
+    )  # folded
 
 
 def test_torch_export_failure_is_a_clear_error(tmp_path, monkeypatch):
@@ -187,11 +188,16 @@ def test_a_mismatch_is_an_error_and_leaves_nothing_behind(fmt, tmp_path, monkeyp
         return copy
 
     monkeypatch.setattr(export, "deploy_copy", broken)
-    out = tmp_path / f"m.{ {'onnx': 'onnx', 'pt2': 'pt2'}.get(fmt, 'pt')}"
+    out = tmp_path / f"m.{ {'onnx': 'onnx', 'pt2': 'pt2'}.get(fmt, 'pt') }"
     out.write_bytes(b"previous export")
     with pytest.raises(ParityError, match="disagrees with PyTorch") as e:
-        export_model(trained("googlenet_bn"), out, fmt, image_size=SIZES["googlenet_bn"],
-                     exporter="torchscript" if fmt == "onnx" else None)  # fmt: skip
+        export_model(
+            trained("googlenet_bn"),
+            out,
+            fmt,
+            image_size=SIZES["googlenet_bn"],
+            exporter="torchscript" if fmt == "onnx" else None,
+        )
     assert isinstance(e.value, CheckFailedError)  # exit status 1
     assert out.read_bytes() == b"previous export"  # untouched, and no temporary file (or sidecar) left
     assert no_leftovers(tmp_path, out.name)
@@ -209,8 +215,9 @@ def test_missing_onnx_runtime_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_cli_exports_an_untrained_model(tmp_path, capsys, onnx_runtime):
     out = tmp_path / "sub" / "g.onnx"  # the folder is created
-    assert main(["export", "--model", "googlenet_bn", "--num-classes", "4", "--image-size", "64",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["export", "--model", "googlenet_bn", "--num-classes", "4", "--image-size", "64", "--out", str(out)]) == 0
+    )
     text = capsys.readouterr().out
     assert "untrained" in text and "verified with ONNX Runtime" in text and "N x 4" in text
     assert ("dynamo-based exporter" if dynamo_exporter_available() else "torchscript-based exporter") in text
@@ -221,11 +228,19 @@ def test_cli_exports_a_checkpoint_as_torchscript(tmp_path, capsys):
     from inception_v2.train.checkpoint import data_config_dict, save_checkpoint
 
     model = create_model("googlenet_bn", num_classes=3)
-    save_checkpoint(tmp_path / "best.pt", {
-        "model_name": "googlenet_bn", "num_classes": 3, "classes": CLASSES, "aux_logits": True,
-        "data_config": data_config_dict(model.data_config.with_input_size(64)), "config": {},
-        "model": model.state_dict(), "ema": None,
-    })  # fmt: skip
+    save_checkpoint(
+        tmp_path / "best.pt",
+        {
+            "model_name": "googlenet_bn",
+            "num_classes": 3,
+            "classes": CLASSES,
+            "aux_logits": True,
+            "data_config": data_config_dict(model.data_config.with_input_size(64)),
+            "config": {},
+            "model": model.state_dict(),
+            "ema": None,
+        },
+    )
     out = tmp_path / "g.ts"  # format from the suffix; size from the checkpoint's data config
     assert main(["export", "--checkpoint", str(tmp_path / "best.pt"), "--out", str(out)]) == 0
     assert "TorchScript" in capsys.readouterr().out

@@ -84,16 +84,22 @@ def test_inception_v3_auxiliary_batchnorm1d_is_left_and_still_correct():
     with torch.inference_mode():
         ref, got = model.forward_with_aux(x), fused.forward_with_aux(x)
     assert len(got.aux_logits) == len(ref.aux_logits) == 1
-    assert float((got.aux_logits[0] - ref.aux_logits[0]).abs().max()) <= 1e-3 * max(1.0, float(ref.aux_logits[0].abs().max()))
+    assert float((got.aux_logits[0] - ref.aux_logits[0]).abs().max()) <= 1e-3 * max(
+        1.0, float(ref.aux_logits[0].abs().max())
+    )
 
 
 def test_fold_of_a_plain_sequential_is_exact_to_float_rounding():
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=True), nn.BatchNorm2d(6), nn.ReLU(),
-        nn.Conv2d(6, 6, 3, groups=3, bias=False), nn.BatchNorm2d(6),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=True),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, groups=3, bias=False),
+        nn.BatchNorm2d(6),
         nn.BatchNorm2d(6),  # not after a conv: stays
-        nn.Conv2d(6, 2, 1), nn.Tanh(),  # no BatchNorm after it: stays as it is
+        nn.Conv2d(6, 2, 1),
+        nn.Tanh(),  # no BatchNorm after it: stays as it is
     )
     with torch.no_grad():
         for bn in net.modules():
@@ -104,7 +110,14 @@ def test_fold_of_a_plain_sequential_is_exact_to_float_rounding():
                 bn.bias.uniform_(-0.5, 0.5)
     fused = fuse_conv_bn(net)
     assert [type(m).__name__ for m in fused] == [
-        "Conv2d", "Identity", "ReLU", "Conv2d", "Identity", "BatchNorm2d", "Conv2d", "Tanh",
+        "Conv2d",
+        "Identity",
+        "ReLU",
+        "Conv2d",
+        "Identity",
+        "BatchNorm2d",
+        "Conv2d",
+        "Tanh",
     ]
     assert fused[3].groups == 3 and fused[0].stride == (2, 2)
     x = torch.randn(2, 4, 9, 9)

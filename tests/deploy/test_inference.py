@@ -14,9 +14,9 @@ from PIL import Image
 from torch import nn
 
 from inception_v2.cli import main
-from inception_v2.errors import UsageError
 from inception_v2.deploy.export import export_onnx
 from inception_v2.deploy.inference import InferenceModel, OnnxClassifier, prepare_for_inference
+from inception_v2.errors import UsageError
 from tests.deploy.test_fuse import batch, calibrated
 
 CLASSES = ["cat", "dog", "person"]

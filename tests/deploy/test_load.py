@@ -34,10 +34,19 @@ def checkpoint(tmp_path: Path, name: str = "googlenet_bn", **extra) -> Path:
     model = create_model(name, num_classes=len(CLASSES), aux_logits=False, **extra.pop("model_kwargs", {}))
     ema = {k: (v + 0.01 if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     state = {
-        "format": FORMAT, "version": VERSION, "model_name": name, "num_classes": len(CLASSES),
-        "classes": CLASSES, "aux_logits": False, "data_config": data_config_dict(model.data_config.with_input_size(96)),
-        "config": {"dropout": 0.2}, "model": model.state_dict(), "model_ema": ema, "selected": "ema", **extra,
-    }  # fmt: skip
+        "format": FORMAT,
+        "version": VERSION,
+        "model_name": name,
+        "num_classes": len(CLASSES),
+        "classes": CLASSES,
+        "aux_logits": False,
+        "data_config": data_config_dict(model.data_config.with_input_size(96)),
+        "config": {"dropout": 0.2},
+        "model": model.state_dict(),
+        "model_ema": ema,
+        "selected": "ema",
+        **extra,
+    }
     path = tmp_path / "best.pt"
     torch.save(state, path)
     return path
@@ -99,13 +108,17 @@ def test_cli_export_safetensors(tmp_path, capsys):
     assert "model.safetensors" in capsys.readouterr().out
     assert load_model(tmp_path / "r").classes == CLASSES
     out = tmp_path / "untrained"
-    assert main(["export", "--model", "inception_v2", "--num-classes", "5", "--format", "safetensors",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["export", "--model", "inception_v2", "--num-classes", "5", "--format", "safetensors", "--out", str(out)])
+        == 0
+    )
     config = json.loads((out / RELEASE_CONFIG).read_text())
     assert config["weights"] == "untrained" and config["classes"] is None and config["num_classes"] == 5
     assert load_model(out).num_classes == 5
-    assert main(["export", "--model", "inception_v2", "--format", "safetensors", "--out", str(out),
-                 "--image-size", "224"]) == 2  # fmt: skip
+    assert (
+        main(["export", "--model", "inception_v2", "--format", "safetensors", "--out", str(out), "--image-size", "224"])
+        == 2
+    )
     assert "does not apply" in capsys.readouterr().err
 
 

@@ -53,8 +53,14 @@ def calibration_of(prepared, model, scale=1.0):
 
 def test_int8_export_is_quantized_keeps_metadata_and_accuracy(trained, prepared_sample, self_labelled_val, tmp_path):
     out = tmp_path / "m.onnx"
-    r = export_onnx_int8(trained, out, calibration_of(prepared_sample, trained), lambda: self_labelled_val,
-                         max_drop=10.0, exporter="torchscript")  # fmt: skip
+    r = export_onnx_int8(
+        trained,
+        out,
+        calibration_of(prepared_sample, trained),
+        lambda: self_labelled_val,
+        max_drop=10.0,
+        exporter="torchscript",
+    )
     assert files(tmp_path) == ["m.onnx"]  # no temporary file left
     assert r.calibration_images == CAL_IMAGES and r.val_images == sum(len(y) for _, y in self_labelled_val)
     assert r.float_top1 == 1.0  # the labels are its own predictions
@@ -66,8 +72,9 @@ def test_int8_export_is_quantized_keeps_metadata_and_accuracy(trained, prepared_
     assert ops.count("QuantizeLinear") > 10 and ops.count("DequantizeLinear") > ops.count("Conv") > 10
     int8_weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
     assert len(int8_weights) == ops.count("Conv")  # every convolution's weights are int8 ...
-    weight_dq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in
-                 {t.name for t in int8_weights}]  # fmt: skip
+    weight_dq = [
+        n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in {t.name for t in int8_weights}
+    ]
     assert all(a.i == 0 for n in weight_dq for a in n.attribute if a.name == "axis")  # ... per output channel
     scales = {t.name: t for t in proto.graph.initializer}
     assert all(len(scales[n.input[1]].dims) == 1 and scales[n.input[1]].dims[0] > 1 for n in weight_dq)
@@ -139,9 +146,25 @@ def test_max_drop_is_checked_before_anything_runs(trained, tmp_path):
 
 def test_cli_int8_export_prints_both_accuracies(tiny_run, prepared_sample, tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    code = main(["export", "--checkpoint", str(tiny_run / "best.pt"), "--quantize", "int8",
-                 "--calibration-data", str(prepared_sample), "--calibration-images", "8", "--max-drop", "100",
-                 "--exporter", "torchscript", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "export",
+            "--checkpoint",
+            str(tiny_run / "best.pt"),
+            "--quantize",
+            "int8",
+            "--calibration-data",
+            str(prepared_sample),
+            "--calibration-images",
+            "8",
+            "--max-drop",
+            "100",
+            "--exporter",
+            "torchscript",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "calibrated on 8 train images" in text and "float32 " in text and "int8 " in text
@@ -160,9 +183,23 @@ def test_cli_refuses_when_the_gate_fails(tiny_run, prepared_sample, tmp_path, mo
         raise CheckFailedError(f"INT8 val top-1 40.00% is 10.00 points below float32 50.00%; {path} was not written")
 
     monkeypatch.setattr(quantize, "export_onnx_int8", gate_fails)
-    code = main(["export", "--checkpoint", str(tiny_run / "best.pt"), "--quantize", "int8",
-                 "--calibration-data", str(prepared_sample), "--calibration-images", "20", "--max-drop", "0.5",
-                 "--out", str(tmp_path / "m.onnx")])  # fmt: skip
+    code = main(
+        [
+            "export",
+            "--checkpoint",
+            str(tiny_run / "best.pt"),
+            "--quantize",
+            "int8",
+            "--calibration-data",
+            str(prepared_sample),
+            "--calibration-images",
+            "20",
+            "--max-drop",
+            "0.5",
+            "--out",
+            str(tmp_path / "m.onnx"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "10.00 points below float32" in err
     assert seen["max_drop"] == 0.5 and seen["image_size"] == 32 and seen["exporter"] == "auto"
@@ -188,14 +225,47 @@ def test_cli_quantize_usage_errors(argv, message, tiny_run, tmp_path, monkeypatc
 
 
 def test_cli_quantize_needs_a_checkpoint_and_a_prepared_folder(tiny_run, tmp_path, capsys):
-    assert main(["export", "--model", "googlenet_bn", "--quantize", "int8", "--calibration-data", str(tmp_path),
-                 "--out", str(tmp_path / "m.onnx")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                "googlenet_bn",
+                "--quantize",
+                "int8",
+                "--calibration-data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 2
+    )
     assert "needs a trained model (--checkpoint)" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
-    cases = ((tmp_path / "file", "is a file, not a prepared folder"), (tmp_path / "missing", "does not exist"),
-             (tmp_path, "not a finished prepared data set"))  # fmt: skip
+    cases = (
+        (tmp_path / "file", "is a file, not a prepared folder"),
+        (tmp_path / "missing", "does not exist"),
+        (tmp_path, "not a finished prepared data set"),
+    )
     for data, message in cases:
-        assert main(["export", "--checkpoint", str(tiny_run / "best.pt"), "--quantize", "int8", "--calibration-data",
-                     str(data), "--exporter", "torchscript", "--out", str(tmp_path / "m.onnx")]) == 2  # fmt: skip
+        assert (
+            main(
+                [
+                    "export",
+                    "--checkpoint",
+                    str(tiny_run / "best.pt"),
+                    "--quantize",
+                    "int8",
+                    "--calibration-data",
+                    str(data),
+                    "--exporter",
+                    "torchscript",
+                    "--out",
+                    str(tmp_path / "m.onnx"),
+                ]
+            )
+            == 2
+        )
         assert message in capsys.readouterr().err
     assert files(tmp_path) == ["file"]

@@ -20,8 +20,13 @@ from inception_v2.evaluate import evaluate_checkpoint
 from inception_v2.predict import predict
 
 FLOAT_FORMATS = ("checkpoint", "onnx", "pt2", "torchscript")
-KINDS = {"checkpoint": "checkpoint", "onnx": "ONNX", "onnx-int8": "ONNX int8", "pt2": "torch.export",
-         "torchscript": "TorchScript"}  # fmt: skip
+KINDS = {
+    "checkpoint": "checkpoint",
+    "onnx": "ONNX",
+    "onnx-int8": "ONNX int8",
+    "pt2": "torch.export",
+    "torchscript": "TorchScript",
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +38,20 @@ def deployed(tiny_run, prepared_sample, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("deployed")
     model = load_model(tiny_run / "best.pt")
-    paths = {"checkpoint": tiny_run / "best.pt", "onnx": d / "m.onnx", "onnx-int8": d / "m-int8.onnx",
-             "pt2": d / "m.pt2", "torchscript": d / "m.pt"}  # fmt: skip
+    paths = {
+        "checkpoint": tiny_run / "best.pt",
+        "onnx": d / "m.onnx",
+        "onnx-int8": d / "m-int8.onnx",
+        "pt2": d / "m.pt2",
+        "torchscript": d / "m.pt",
+    }
     # (m.pt: TorchScript is told apart from a checkpoint by its content, not its suffix)
     export_model(model, paths["onnx"], "onnx")  # the dynamo-based exporter
     export_model(model, paths["pt2"], "pt2")
     export_model(model, paths["torchscript"], "torchscript")
-    export_int8_from_prepared(model, paths["onnx-int8"], prepared_sample, calibration_images=8, max_drop=100,
-                              exporter="torchscript")  # fmt: skip
+    export_int8_from_prepared(
+        model, paths["onnx-int8"], prepared_sample, calibration_images=8, max_drop=100, exporter="torchscript"
+    )
     return paths
 
 
@@ -84,8 +95,10 @@ def test_every_format_loads_with_the_same_classes_and_preprocessing(fmt, deploye
 
 
 def test_evaluate_gives_the_same_answer_on_every_format(deployed, prepared_sample):
-    results = {fmt: evaluate_checkpoint(path, prepared_sample, split="test", workers=0, device="cpu", progress=False)
-               for fmt, path in deployed.items()}  # fmt: skip
+    results = {
+        fmt: evaluate_checkpoint(path, prepared_sample, split="test", workers=0, device="cpu", progress=False)
+        for fmt, path in deployed.items()
+    }
     ref = results["checkpoint"]
     for fmt, r in results.items():
         assert r["format"] == KINDS[fmt] and r["images"] == ref["images"] and r["image_size"] == 32
@@ -157,8 +170,9 @@ def test_a_file_of_random_bytes_is_a_one_line_error(name, command, prepared_samp
 
 
 @pytest.mark.parametrize("case", ["folder-as-file", "missing", "file-as-data-folder", "file-as-out-folder"])
-def test_a_folder_for_a_file_and_a_file_for_a_folder_are_one_line_errors(case, deployed, prepared_sample, tmp_path,
-                                                                         capsys):  # fmt: skip
+def test_a_folder_for_a_file_and_a_file_for_a_folder_are_one_line_errors(
+    case, deployed, prepared_sample, tmp_path, capsys
+):
     checkpoint, data, extra = str(deployed["onnx"]), str(prepared_sample), []
     a_file = tmp_path / "a-file"
     a_file.write_text("x")

@@ -3,8 +3,15 @@ model code), and the parameter counts they imply: conv without bias + BatchNorm 
 per channel), linear with bias."""
 
 # Inception-v2 stem: (name, out C, out H) at 299.
-V2_STEM = [("conv1", 32, 149), ("conv2", 32, 147), ("conv3", 64, 147), ("pool1", 64, 73),
-           ("conv4", 80, 71), ("conv5", 192, 35), ("conv6", 288, 35)]
+V2_STEM = [
+    ("conv1", 32, 149),
+    ("conv2", 32, 147),
+    ("conv3", 64, 147),
+    ("pool1", 64, 73),
+    ("conv4", 80, 71),
+    ("conv5", 192, 35),
+    ("conv6", 288, 35),
+]
 # name: (stride, out C, grid at 299, #1x1, #red, #n, #dbl red, #dbl, pool, proj)
 V2_MODULES = {
     "3a": (1, 288, 35, 64, 64, 64, 64, 96, "avg", 64),
@@ -19,8 +26,7 @@ V2_MODULES = {
     "2b": (1, 2048, 8, 256, 96, 96, 96, 160, "max", 0),
 }
 # GoogLeNet-BN stem at 224 and modules: name: (stride, in C, out C, grid of the output, ...).
-BN_STEM = [("conv1", 64, 112), ("pool1", 64, 56), ("conv2", 64, 56), ("conv3", 192, 56),
-           ("pool2", 192, 28)]
+BN_STEM = [("conv1", 64, 112), ("pool1", 64, 56), ("conv2", 64, 56), ("conv3", 192, 56), ("pool2", 192, 28)]
 BN_MODULES = {
     "3a": (1, 192, 256, 28, 64, 64, 64, 64, 96, "avg", 32),
     "3b": (1, 256, 320, 28, 64, 64, 96, 64, 96, "avg", 64),
@@ -96,10 +102,25 @@ def googlenet_bn_params(num_classes, aux=True):
 
 # The released Inception-v3 (inception_v3_tv) at 299: (name, out C, out H), as torchvision's
 # shape comments.
-TV_STAGES = [("Conv2d_1a_3x3", 32, 149), ("Conv2d_2a_3x3", 32, 147), ("Conv2d_2b_3x3", 64, 147),
-             ("maxpool1", 64, 73), ("Conv2d_3b_1x1", 80, 73), ("Conv2d_4a_3x3", 192, 71), ("maxpool2", 192, 35),
-             ("Mixed_5b", 256, 35), ("Mixed_5c", 288, 35), ("Mixed_5d", 288, 35), ("Mixed_6a", 768, 17),
-             ("Mixed_6b", 768, 17), ("Mixed_6c", 768, 17), ("Mixed_6d", 768, 17), ("Mixed_6e", 768, 17),
-             ("Mixed_7a", 1280, 8), ("Mixed_7b", 2048, 8), ("Mixed_7c", 2048, 8)]
+TV_STAGES = [
+    ("Conv2d_1a_3x3", 32, 149),
+    ("Conv2d_2a_3x3", 32, 147),
+    ("Conv2d_2b_3x3", 64, 147),
+    ("maxpool1", 64, 73),
+    ("Conv2d_3b_1x1", 80, 73),
+    ("Conv2d_4a_3x3", 192, 71),
+    ("maxpool2", 192, 35),
+    ("Mixed_5b", 256, 35),
+    ("Mixed_5c", 288, 35),
+    ("Mixed_5d", 288, 35),
+    ("Mixed_6a", 768, 17),
+    ("Mixed_6b", 768, 17),
+    ("Mixed_6c", 768, 17),
+    ("Mixed_6d", 768, 17),
+    ("Mixed_6e", 768, 17),
+    ("Mixed_7a", 1280, 8),
+    ("Mixed_7b", 2048, 8),
+    ("Mixed_7c", 2048, 8),
+]
 TV_PARAMS_1000 = 27_161_264  # torchvision's inception_v3 with its auxiliary head
 TV_AUX_PARAMS_1000 = conv(768, 128, 1) + conv(128, 768, 5) + linear(768, 1000)

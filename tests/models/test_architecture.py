@@ -126,7 +126,7 @@ def test_total_params_equal_what_the_tables_imply(classes):
 
 def test_inception_v2_aux_head_layers():
     model = built("inception_v2")
-    (key, head), = model.aux_heads.items()
+    ((key, head),) = model.aux_heads.items()
     assert key == "5d"
     assert head.conv[0].in_channels == 768 and head.conv[0].out_channels == 128
     assert (head.fc1.in_features, head.fc1.out_features) == (3200, 1024)

@@ -15,11 +15,19 @@ from .cache import built
 
 MODELS = list_models()
 NUM_AUX = {"inception_v2": 1, "inception_v3": 1, "googlenet_bn": 2, "inception_v3_tv": 1}
-NOMINAL = {"googlenet_bn": (224, 256), "inception_v2": (299, 384), "inception_v3": (299, 384),
-           "inception_v3_tv": (299, 342)}  # fmt: skip
+NOMINAL = {
+    "googlenet_bn": (224, 256),
+    "inception_v2": (299, 384),
+    "inception_v3": (299, 384),
+    "inception_v3_tv": (299, 342),
+}
 # Grid of each feature map at the nominal size.
-GRIDS = {"googlenet_bn": [112, 56, 28, 14, 7], "inception_v2": [147, 73, 35, 17, 8],
-         "inception_v3": [147, 73, 35, 17, 8], "inception_v3_tv": [147, 73, 35, 17, 8]}  # fmt: skip
+GRIDS = {
+    "googlenet_bn": [112, 56, 28, 14, 7],
+    "inception_v2": [147, 73, 35, 17, 8],
+    "inception_v3": [147, 73, 35, 17, 8],
+    "inception_v3_tv": [147, 73, 35, 17, 8],
+}
 
 
 def tiny(name):
@@ -179,8 +187,11 @@ def test_reset_classifier_replaces_main_and_aux_heads(name):
     out = model.eval().forward_with_aux(torch.randn(1, 3, s, s))
     assert out.logits.shape == (1, 5) and all(a.shape == (1, 5) for a in out.aux_logits)
     # everything but the classifiers is untouched
-    changed = [n for n, p in model.named_parameters() if n in before and p.shape == before[n].shape
-               and not torch.equal(p, before[n])]  # fmt: skip
+    changed = [
+        n
+        for n, p in model.named_parameters()
+        if n in before and p.shape == before[n].shape and not torch.equal(p, before[n])
+    ]
     assert changed == []
     with pytest.raises(ValueError, match="num_classes"):
         model.reset_classifier(0)
@@ -251,8 +262,12 @@ def test_features_only_maps_are_the_stage_outputs(name):
     s = tiny(name)
     x = torch.randn(1, 3, s, s)
     outputs = {}
-    hooks = [dict(full.named_modules())[f["module"]].register_forward_hook(
-        lambda m, i, o, key=f["module"]: outputs.__setitem__(key, o)) for f in feats.feature_info]  # fmt: skip
+    hooks = [
+        dict(full.named_modules())[f["module"]].register_forward_hook(
+            lambda m, i, o, key=f["module"]: outputs.__setitem__(key, o)
+        )
+        for f in feats.feature_info
+    ]
     with torch.no_grad():
         maps = feats(x)
         full(x)

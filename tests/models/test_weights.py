@@ -121,8 +121,9 @@ def test_torchvision_inception_v3_release_gives_torchvisions_outputs(tv_inceptio
 def test_torchvisions_transform_input_is_our_normalization(tv_inception_v3):
     """torchvision's weights take ImageNet-normalized input with ``transform_input=True``, which
     maps it to mean = std = 0.5: our data_config, so our model needs no transform."""
-    reference = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False,
-                                                transform_input=True)  # fmt: skip
+    reference = torchvision.models.inception_v3(
+        weights=None, aux_logits=False, init_weights=False, transform_input=True
+    )
     reference.load_state_dict(tv_inception_v3.state_dict(), strict=False)
     reference.eval()
     model = create_model("inception_v3_tv", aux_logits=False, pretrained=tv_inception_v3.state_dict()).eval()
@@ -161,7 +162,7 @@ def test_pretrained_true_downloads_with_the_hash_checked(bninception, monkeypatc
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
     model = create_model("googlenet_bn", pretrained=True, aux_logits=False).eval()
-    (url, kwargs), = calls
+    ((url, kwargs),) = calls
     assert url == RELEASES["googlenet_bn.caffe_in1k"].url and kwargs["check_hash"] is True
     assert kwargs["weights_only"] is True
     assert model.arch_options["input_space"] == "caffe_bgr"
@@ -194,11 +195,14 @@ def test_a_bad_hash_is_a_failed_check(monkeypatch):
 
 
 def test_pretrained_names_that_do_not_exist():
-    with pytest.raises(UsageError, match="no published weights for inception_v2; models with published weights: "
-                                         "googlenet_bn, inception_v3_tv"):  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match="no published weights for inception_v2; models with published weights: googlenet_bn, inception_v3_tv",
+    ):
         create_model("inception_v2", pretrained=True)
-    with pytest.raises(UsageError, match="neither a file nor a published release of googlenet_bn .releases: "
-                                         "googlenet_bn.caffe_in1k"):  # fmt: skip
+    with pytest.raises(
+        UsageError, match="neither a file nor a published release of googlenet_bn .releases: googlenet_bn.caffe_in1k"
+    ):
         create_model("googlenet_bn", pretrained="imagenet21k")
     with pytest.raises(UsageError, match="do not exist"):
         create_model("googlenet_bn", pretrained="missing/weights.pt")

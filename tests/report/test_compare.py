@@ -24,8 +24,16 @@ def test_compare_writes_the_table_and_one_figure_per_run(tiny_run, tmp_path, cap
     assert code == 0
     printed = capsys.readouterr().out
     md = (tmp_path / "cmp" / "comparison.md").read_text()
-    for column in ("model", "best val top-1", "test top-1 at best val", "final test top-1",
-                   "best test top-1 (source-style)", "train time", "params", "mult-adds"):
+    for column in (
+        "model",
+        "best val top-1",
+        "test top-1 at best val",
+        "final test top-1",
+        "best test top-1 (source-style)",
+        "train time",
+        "params",
+        "mult-adds",
+    ):
         assert column in md and column in printed
     assert printed.count("| googlenet_bn |") == 2 and "308 min" in md  # + the source's own results
     for name in ("curves-tiny.png", "curves-again.png", "test-acc1.png"):

@@ -78,8 +78,19 @@ def test_load_model_returns_the_trained_model_in_eval_mode(tiny_run):
 
 def test_checkpoint_holds_the_whole_training_state(tiny_run):
     state = load_checkpoint(tiny_run / "last.pt")
-    for key in ("model", "model_ema", "selected", "optimizer", "scheduler", "scaler", "epoch", "rng", "config",
-                "history", "best"):  # fmt: skip
+    for key in (
+        "model",
+        "model_ema",
+        "selected",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "epoch",
+        "rng",
+        "config",
+        "history",
+        "best",
+    ):
         assert key in state
     assert state["model_ema"] is None and state["selected"] == "model"  # the seed recipe keeps no EMA
     assert state["epoch"] == 2 and state["config"]["model"] == "googlenet_bn"
@@ -100,4 +111,3 @@ def test_a_version_1_checkpoint_with_an_ema_still_loads(tiny_run, tmp_path):
     model = load_model(tmp_path / "v1.pt")  # the EMA weights, which version 1 evaluated
     assert torch.equal(model.fc.weight, ema["fc.weight"])
     assert torch.equal(load_model(tmp_path / "v1.pt", weights="model").fc.weight, state["model"]["fc.weight"])
-

@@ -119,13 +119,24 @@ def test_coercion_of_flag_strings_and_yaml_numbers():
     assert coerce("ema_decay", "none") is None and coerce("image_size", "None") is None
     from pathlib import Path
 
-    assert resolve_config("seed", model="googlenet_bn", data=Path("d"), out=Path("runs") / "x").out == str(Path("runs/x"))
+    assert resolve_config("seed", model="googlenet_bn", data=Path("d"), out=Path("runs") / "x").out == str(
+        Path("runs/x")
+    )
 
 
 def test_a_config_written_before_the_new_options_reads_as_it_ran():
-    old_paper = {**BASE, "recipe": "paper", "optimizer": "rmsprop_tf", "lr": 0.18, "amp_dtype": "bfloat16",
-                 "lr_step_epochs": 2, "lr_decay": 0.94, "label_smoothing": 0.1, "grad_clip_norm": 2.0,
-                 "ema_decay": 0.9999}  # fmt: skip
+    old_paper = {
+        **BASE,
+        "recipe": "paper",
+        "optimizer": "rmsprop_tf",
+        "lr": 0.18,
+        "amp_dtype": "bfloat16",
+        "lr_step_epochs": 2,
+        "lr_decay": 0.94,
+        "label_smoothing": 0.1,
+        "grad_clip_norm": 2.0,
+        "ema_decay": 0.9999,
+    }
     cfg = TrainConfig.from_dict(old_paper)
     assert (cfg.optimizer, cfg.amp_dtype) == ("rmsprop-tf", "bf16")
     assert cfg.momentum == 0.0 and cfg.weight_decay == 0.0  # the old RMSProp ran without them
@@ -133,8 +144,13 @@ def test_a_config_written_before_the_new_options_reads_as_it_ran():
 
 def test_config_files_json_and_yaml(tmp_path):
     (tmp_path / "a.yaml").write_text("model: googlenet_bn\nlr: 1e-3\nepochs: 3\nmixup: 0.2\nema_decay: null\n")
-    assert load_config_file(tmp_path / "a.yaml") == {"model": "googlenet_bn", "lr": 1e-3, "epochs": 3, "mixup": 0.2,
-                                                     "ema_decay": None}  # fmt: skip
+    assert load_config_file(tmp_path / "a.yaml") == {
+        "model": "googlenet_bn",
+        "lr": 1e-3,
+        "epochs": 3,
+        "mixup": 0.2,
+        "ema_decay": None,
+    }
     (tmp_path / "b.json").write_text(json.dumps({"optimizer": "sgd", "nesterov": True}))
     assert load_config_file(tmp_path / "b.json") == {"optimizer": "sgd", "nesterov": True}
 

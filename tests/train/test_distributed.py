@@ -15,8 +15,24 @@ from inception_v2.train.distributed import FAULT_ENV, DistInfo, ShardSampler
 from inception_v2.train.metrics import read_metrics_csv
 
 EPOCHS = 2
-TRAIN_ARGS = ["-m", "inception_v2", "train", "--model", "googlenet_bn", "--epochs", str(EPOCHS), "--batch-size", "8",
-              "--image-size", "32", "--workers", "0", "--device", "cpu", "--no-progress"]  # fmt: skip
+TRAIN_ARGS = [
+    "-m",
+    "inception_v2",
+    "train",
+    "--model",
+    "googlenet_bn",
+    "--epochs",
+    str(EPOCHS),
+    "--batch-size",
+    "8",
+    "--image-size",
+    "32",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def _torchrun(launch, data, out, env=None, timeout=300):
@@ -73,8 +89,9 @@ def test_torchrun_two_cpu_processes(ddp_run, prepared_sample):
     # evaluated on the whole split in one process.
     model = load_model(out / "last.pt")
     val = VOCCrops(prepared_sample, "val", eval_transform(model.data_config))
-    result = evaluate(model, make_loader(val, 8, shuffle=False, workers=0), device=torch.device("cpu"),
-                      num_classes=20, progress=False)  # fmt: skip
+    result = evaluate(
+        model, make_loader(val, 8, shuffle=False, workers=0), device=torch.device("cpu"), num_classes=20, progress=False
+    )
     assert result.images == len(val)
     assert result.acc1 == pytest.approx(rows[-1]["val_acc1"], abs=1e-5)
     assert result.loss == pytest.approx(rows[-1]["val_loss"], rel=1e-4)
@@ -109,8 +126,13 @@ def test_two_nodes_through_a_c10d_rendezvous(ddp_run, prepared_sample, tmp_path)
     same job as one launch of two processes, hence the same weights."""
     reference, _ = ddp_run
     out = tmp_path / "nodes"
-    launch = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{_free_port()}",
-              "--rdzv_id=two-nodes"]  # fmt: skip
+    launch = [
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint=127.0.0.1:{_free_port()}",
+        "--rdzv_id=two-nodes",
+    ]
     nodes = [_torchrun(launch, prepared_sample, out) for _ in range(2)]
     outputs = [_finish(node)[0] for node in nodes]
     assert sum(o.count(f"epoch   2/{EPOCHS}") for o in outputs) == 1  # one rank 0 among the nodes

@@ -5,15 +5,12 @@ import pytest
 import torch
 
 import inception_v2
-
 from inception_v2.data import VOCCrops, eval_transform, make_loader
 from inception_v2.errors import UsageError
 from inception_v2.models import create_model
-from inception_v2.train import NonFiniteLossError, evaluate, fit, load_checkpoint
-from inception_v2.train import engine
+from inception_v2.train import NonFiniteLossError, engine, evaluate, fit, load_checkpoint
 from inception_v2.train.engine import EvalResult
 from inception_v2.train.metrics import METRICS_COLUMNS
-
 from tests.train.helpers import quiet, tiny_config
 
 
@@ -27,8 +24,16 @@ def test_run_directory_contents(tiny_run):
             assert 0.0 <= float(r[k]) <= 1.0
         assert float(r["val_acc5"]) >= float(r["val_acc1"])
     summary = json.loads((tiny_run / "summary.json").read_text())
-    for k in ("best_val_acc1", "best_epoch", "test_acc1_at_best_val", "final_test_acc1", "best_test_acc1",
-              "params", "macs", "train_time_s"):
+    for k in (
+        "best_val_acc1",
+        "best_epoch",
+        "test_acc1_at_best_val",
+        "final_test_acc1",
+        "best_test_acc1",
+        "params",
+        "macs",
+        "train_time_s",
+    ):
         assert k in summary
     assert summary["params"] > 10_000_000 and summary["macs"] > 0
     assert summary["final_test_acc1"] == pytest.approx(float(rows[-1]["test_acc1"]), abs=1e-6)
@@ -178,8 +183,9 @@ def test_cuda_defaults_on_the_cpu_bf16_channels_last_compiled(prepared_sample, t
 
     monkeypatch.setattr(torch, "compile", spy)
     out = tmp_path / "amp"
-    cfg = tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True,
-                      compile_backend="aot_eager")  # fmt: skip
+    cfg = tiny_config(
+        prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True, compile_backend="aot_eager"
+    )
     summary = fit(cfg, log=quiet, progress=False)
     assert compiled == [{"backend": "aot_eager"}]
     assert 0.0 <= summary["test_acc1_at_best_val"] <= 1.0
@@ -195,8 +201,11 @@ def test_compile_with_inductor_on_the_cpu(prepared_sample, tmp_path):
     """--compile with its default backend, inductor, on the CPU: minutes of C++ compilation
     (about 4 on two shared cores), hence slow."""
     out = tmp_path / "inductor"
-    fit(tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True), log=quiet,
-        progress=False)  # fmt: skip
+    fit(
+        tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True),
+        log=quiet,
+        progress=False,
+    )
     state = load_checkpoint(out / "last.pt")
     assert state["config"]["compile_backend"] == "inductor"
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

@@ -35,8 +35,9 @@ def _batches(n, size, seed=0):
 
 def _train(model, loader, accum, **kw):
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)  # not scale-invariant, unlike Adam
-    return train_one_epoch(model, loader, InceptionLoss(0.0, 0.0), opt, device=CPU, progress=False,
-                           accum_steps=accum, **kw)  # fmt: skip
+    return train_one_epoch(
+        model, loader, InceptionLoss(0.0, 0.0), opt, device=CPU, progress=False, accum_steps=accum, **kw
+    )
 
 
 def test_gradient_accumulation_equals_the_larger_batch():
@@ -85,8 +86,9 @@ def test_frozen_features_stay_unchanged_and_the_heads_train():
 def test_mixup_and_cutmix_give_soft_targets_on_normalized_images():
     data_cfg = get_data_config("googlenet_bn").with_input_size(8)
     g = torch.Generator().manual_seed(0)
-    loader = [(torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=g), torch.arange(6) % 5)
-              for _ in range(4)]  # fmt: skip
+    loader = [
+        (torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=g), torch.arange(6) % 5) for _ in range(4)
+    ]
     seen = []
 
     class Spy(InceptionLoss):
@@ -98,8 +100,17 @@ def test_mixup_and_cutmix_give_soft_targets_on_normalized_images():
     model = Tiny()
     forward = lambda x: inputs.append(x) or model.forward_with_aux(x)  # noqa: E731
     torch.manual_seed(0)
-    train_one_epoch(model, loader, Spy(0.1, 0.0), torch.optim.SGD(model.parameters(), lr=0.1), device=CPU,
-                    forward=forward, data_cfg=data_cfg, progress=False, mix=batch_mix(0.4, 1.0, 5))  # fmt: skip
+    train_one_epoch(
+        model,
+        loader,
+        Spy(0.1, 0.0),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        device=CPU,
+        forward=forward,
+        data_cfg=data_cfg,
+        progress=False,
+        mix=batch_mix(0.4, 1.0, 5),
+    )
     assert len(seen) == 4
     for target in seen:
         assert target.shape == (6, 5) and target.dtype == torch.float32

@@ -132,8 +132,9 @@ def test_step_schedule_matches_steplr_per_epoch_bit_for_bit():
 
 
 def test_exponential_schedule_is_smooth_and_min_lr_is_a_floor():
-    cfg = resolve_config("seed", lr=0.1, lr_schedule="exponential", lr_step_epochs=2, lr_decay=0.5, epochs=40,
-                         min_lr=0.01, **BASE)  # fmt: skip
+    cfg = resolve_config(
+        "seed", lr=0.1, lr_schedule="exponential", lr_step_epochs=2, lr_decay=0.5, epochs=40, min_lr=0.01, **BASE
+    )
     lrs, sched = _lrs(cfg, steps_per_epoch=2, n=80)
     assert lrs[1] == pytest.approx(0.1 * 0.5 ** (1 / 4)) and lrs[4] == pytest.approx(0.05)
     assert min(lrs) == pytest.approx(0.01) and all(a >= b for a, b in zip(lrs, lrs[1:]))

@@ -13,7 +13,6 @@ from inception_v2.models import create_model
 from inception_v2.train import engine, fit, load_checkpoint
 from inception_v2.train.config import TrainConfig
 from inception_v2.train.optim import LRSchedule
-
 from tests.train.helpers import quiet, tiny_config
 
 
@@ -22,8 +21,9 @@ def test_fine_tuning_from_other_weights_with_frozen_features(prepared_sample, tm
     source = create_model("googlenet_bn", num_classes=7)  # another label set: a new classifier
     torch.save(source.state_dict(), tmp_path / "pretrained.pt")
     out = tmp_path / "ft"
-    cfg = tiny_config(prepared_sample, out, epochs=1, pretrained=str(tmp_path / "pretrained.pt"),
-                      freeze_features=True, head_lr=0.05)  # fmt: skip
+    cfg = tiny_config(
+        prepared_sample, out, epochs=1, pretrained=str(tmp_path / "pretrained.pt"), freeze_features=True, head_lr=0.05
+    )
     fit(cfg, log=quiet, progress=False)
     state = load_checkpoint(out / "last.pt")
     weights, theirs = state["model"], source.state_dict()
@@ -36,8 +36,19 @@ def test_fine_tuning_from_other_weights_with_frozen_features(prepared_sample, tm
     assert [g["name"] for g in groups] == ["head"] and groups[0]["initial_lr"] == 0.05
     # resuming does not read the pretrained file again
     (tmp_path / "pretrained.pt").unlink()
-    fit(tiny_config(prepared_sample, out, epochs=2, pretrained=str(tmp_path / "pretrained.pt"),
-                    freeze_features=True, head_lr=0.05), resume=True, log=quiet, progress=False)  # fmt: skip
+    fit(
+        tiny_config(
+            prepared_sample,
+            out,
+            epochs=2,
+            pretrained=str(tmp_path / "pretrained.pt"),
+            freeze_features=True,
+            head_lr=0.05,
+        ),
+        resume=True,
+        log=quiet,
+        progress=False,
+    )
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
 
 
@@ -53,10 +64,25 @@ def test_tensorboard_with_warmup_cosine_accumulation_and_augmentation(prepared_s
 
     monkeypatch.setattr(engine, "build_data", spy)
     out = tmp_path / "tb"
-    cfg = tiny_config(prepared_sample, out, epochs=2, tensorboard=True, log_every=1, lr=0.01, lr_schedule="cosine",
-                      warmup_epochs=1, min_lr=1e-4, optimizer="adamw", weight_decay=0.05, grad_accum_steps=2,
-                      mixup=0.2, cutmix=1.0, auto_augment="trivialaugment", random_erasing=0.5,
-                      label_smoothing=0.1)  # fmt: skip
+    cfg = tiny_config(
+        prepared_sample,
+        out,
+        epochs=2,
+        tensorboard=True,
+        log_every=1,
+        lr=0.01,
+        lr_schedule="cosine",
+        warmup_epochs=1,
+        min_lr=1e-4,
+        optimizer="adamw",
+        weight_decay=0.05,
+        grad_accum_steps=2,
+        mixup=0.2,
+        cutmix=1.0,
+        auto_augment="trivialaugment",
+        random_erasing=0.5,
+        label_smoothing=0.1,
+    )
     fit(cfg, log=quiet, progress=False)
 
     steps = len(built["data"].train_loader) // 2  # per epoch, two batches per step
@@ -73,8 +99,10 @@ def test_tensorboard_with_warmup_cosine_accumulation_and_augmentation(prepared_s
     assert len(events.Scalars("train/loss")) == 2 * steps
     val = events.Scalars("epoch/val_acc1")
     history = load_checkpoint(out / "last.pt")["history"]
-    assert [(e.step, e.value) for e in val] == [(steps, pytest.approx(history[0]["val_acc1"])),
-                                                 (2 * steps, pytest.approx(history[1]["val_acc1"]))]  # fmt: skip
+    assert [(e.step, e.value) for e in val] == [
+        (steps, pytest.approx(history[0]["val_acc1"])),
+        (2 * steps, pytest.approx(history[1]["val_acc1"])),
+    ]
     groups = {g["name"]: g["weight_decay"] for g in load_checkpoint(out / "last.pt")["optimizer"]["param_groups"]}
     assert groups == {"decay": 0.05, "no_decay": 0.0}
 
@@ -90,11 +118,34 @@ def test_a_run_from_before_the_options_resumes(tiny_run, prepared_sample, tmp_pa
     none of the new keys) continues with --resume."""
     state = load_checkpoint(tiny_run / "last.pt")
     new_keys = set(TrainConfig.__dataclass_fields__) - {
-        "model", "data", "out", "recipe", "optimizer", "lr", "lr_step_epochs", "lr_decay", "epochs", "batch_size",
-        "aux_weight", "label_smoothing", "grad_clip_norm", "ema_decay", "dropout", "image_size", "resize_size",
-        "val_fraction", "cache_dir", "workers", "device", "amp", "amp_dtype", "channels_last", "compile", "sync_bn",
+        "model",
+        "data",
+        "out",
+        "recipe",
+        "optimizer",
+        "lr",
+        "lr_step_epochs",
+        "lr_decay",
+        "epochs",
+        "batch_size",
+        "aux_weight",
+        "label_smoothing",
+        "grad_clip_norm",
+        "ema_decay",
+        "dropout",
+        "image_size",
+        "resize_size",
+        "val_fraction",
+        "cache_dir",
+        "workers",
+        "device",
+        "amp",
+        "amp_dtype",
+        "channels_last",
+        "compile",
+        "sync_bn",
         "seed",
-    }  # fmt: skip
+    }
     old_config = {k: v for k, v in state["config"].items() if k not in new_keys}
     old_config.update(amp_dtype="bfloat16", out=str(tmp_path / "old"))
     state["config"] = old_config

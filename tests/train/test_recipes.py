@@ -22,8 +22,15 @@ def _fit_one_batch(momentum, steps=30):
     loss_fn = InceptionLoss(cfg.label_smoothing, cfg.aux_weight)
     losses = []
     for _ in range(steps):
-        r = train_one_epoch(model, batch, loss_fn, optimizer, device=torch.device("cpu"),
-                            grad_clip_norm=cfg.grad_clip_norm, progress=False)  # fmt: skip
+        r = train_one_epoch(
+            model,
+            batch,
+            loss_fn,
+            optimizer,
+            device=torch.device("cpu"),
+            grad_clip_norm=cfg.grad_clip_norm,
+            progress=False,
+        )
         losses.append(r["loss"])
     return losses
 
@@ -43,9 +50,26 @@ def test_paper_recipe_learns_on_the_built_in_sample(tmp_path, capsys):
     (chance: 5%); without momentum and weight decay it stayed at 4-14%. About 3 minutes on two
     CPU cores."""
     assert main(["make-sample", str(tmp_path / "sample")]) == 0
-    code = main(["train", "--model", "inception_v3", "--recipe", "paper", "--epochs", "4", "--image-size", "75",
-                 "--batch-size", "32", "--data", str(tmp_path / "sample"), "--out", str(tmp_path / "run"),
-                 "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--model",
+            "inception_v3",
+            "--recipe",
+            "paper",
+            "--epochs",
+            "4",
+            "--image-size",
+            "75",
+            "--batch-size",
+            "32",
+            "--data",
+            str(tmp_path / "sample"),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["test_acc1_at_best_val"] >= 0.3, summary

@@ -81,18 +81,24 @@ def _record(work) -> None:  # pragma: no cover - the recording procedure of the 
     torch.set_num_threads(1)
     work = Path(work)
     make_sample(work / "voc", images=SAMPLE_IMAGES, seed=SAMPLE_SEED)
-    prepare(work / "prepared", voc_root=work / "voc", val_fraction=SAMPLE_VAL_FRACTION, workers=1, progress=False,
-            log=quiet)  # fmt: skip
+    prepare(
+        work / "prepared", voc_root=work / "voc", val_fraction=SAMPLE_VAL_FRACTION, workers=1, progress=False, log=quiet
+    )
     fit(tiny_config(work / "prepared", work / "run"), log=quiet, progress=False)
     state = load_checkpoint(work / "run" / "last.pt")
-    print(json.dumps({
-        "RECORDED_ON": torch.backends.cpu.get_cpu_capability(),
-        "DATA_SHA256": _data_digest(work / "prepared"),
-        "TRAIN_LOSS": [r["train_loss"].hex() for r in state["history"]],
-        "VAL_LOSS": [r["val_loss"].hex() for r in state["history"]],
-        "VAL_ACC1": [r["val_acc1"] for r in state["history"]],
-        "WEIGHTS_SHA256": _weights_digest(state["model"]),
-    }, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "RECORDED_ON": torch.backends.cpu.get_cpu_capability(),
+                "DATA_SHA256": _data_digest(work / "prepared"),
+                "TRAIN_LOSS": [r["train_loss"].hex() for r in state["history"]],
+                "VAL_LOSS": [r["val_loss"].hex() for r in state["history"]],
+                "VAL_ACC1": [r["val_acc1"] for r in state["history"]],
+                "WEIGHTS_SHA256": _weights_digest(state["model"]),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

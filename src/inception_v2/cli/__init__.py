@@ -25,7 +25,10 @@ from inception_v2 import errors
 COMMANDS = {
     "summary": ("inception_v2.cli.summary", "print stage shapes, parameters and multiply-adds of a model"),
     "make-sample": ("inception_v2.cli.sample", "write a small synthetic VOC devkit (the built-in data set)"),
-    "prepare": ("inception_v2.cli.prepare", "turn VOC or an image folder into fast per-split stores (+ manifest, counts)"),
+    "prepare": (
+        "inception_v2.cli.prepare",
+        "turn VOC or an image folder into fast per-split stores (+ manifest, counts)",
+    ),
     "train": ("inception_v2.cli.train", "train a model on a prepared data set (val selects best.pt; test is reported)"),
     "evaluate": ("inception_v2.cli.evaluate", "top-1/top-5/loss, per-class accuracy and figures of a trained model"),
     "compare": ("inception_v2.cli.compare", "the comparison table and curves of finished runs"),

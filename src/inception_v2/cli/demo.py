@@ -16,8 +16,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-run"), help="output folder (default demo-run)")
     p.add_argument("--workers", type=int, default=0, help="data-loading processes (0: in the training process)")
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
-    p.add_argument("--threads", type=int, default=DEMO_THREADS,
-                   help=f"compute threads ({DEMO_THREADS}; 0 = PyTorch's default, faster on an idle machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=DEMO_THREADS,
+        help=f"compute threads ({DEMO_THREADS}; 0 = PyTorch's default, faster on an idle machine)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -28,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     print(result["table"])
     print()
     for model, s in result["summaries"].items():
-        print(f"{model}: test top-1 {s['test_acc1_at_best_val']:.2%} at the best-val epoch {s['best_epoch']} (chance: 5%)")
+        print(
+            f"{model}: test top-1 {s['test_acc1_at_best_val']:.2%} at the best-val epoch {s['best_epoch']} (chance: 5%)"
+        )
     print(f"\ntable: {result['markdown']}")
     for f in result["figures"]:
         print(f"figure: {f}")

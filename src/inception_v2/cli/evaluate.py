@@ -15,29 +15,56 @@ def configure(p: argparse.ArgumentParser) -> None:
         "a checkpoint or release folder (through the deployment path, BatchNorm folded), or an exported "
         ".onnx (float or INT8), .pt2 or TorchScript file. --out DIR writes the JSON and figures."
     )
-    p.add_argument("--checkpoint", required=True, type=Path, metavar="F",
-                   help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript file from export")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        metavar="F",
+        help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript file from export",
+    )
     p.add_argument("--data", required=True, type=Path, metavar="DIR", help="the prepared directory")
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--tta", choices=["none", "flip"], default="none", help="flip: average with the mirrored image")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes (2)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="write evaluation-SPLIT.json, confusion-SPLIT.png, per-class-SPLIT.png and "
-                        "mistakes-SPLIT.png here")
-    p.add_argument("--mistakes", type=int, default=DEFAULT_MISTAKES, metavar="K",
-                   help=f"how many of the most confident mistakes to list and show ({DEFAULT_MISTAKES})")
-    p.add_argument("--confusion-png", type=Path, default=None, metavar="FILE",
-                   help="also write the confusion matrix alone to this file")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write evaluation-SPLIT.json, confusion-SPLIT.png, per-class-SPLIT.png and mistakes-SPLIT.png here",
+    )
+    p.add_argument(
+        "--mistakes",
+        type=int,
+        default=DEFAULT_MISTAKES,
+        metavar="K",
+        help=f"how many of the most confident mistakes to list and show ({DEFAULT_MISTAKES})",
+    )
+    p.add_argument(
+        "--confusion-png",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the confusion matrix alone to this file",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     r = evaluate_checkpoint(
-        args.checkpoint, args.data, split=args.split, tta=args.tta, workers=args.workers,
-        batch_size=args.batch_size, device=args.device, confusion_png=args.confusion_png,
-        progress=not args.json, out=args.out, mistakes=args.mistakes,
+        args.checkpoint,
+        args.data,
+        split=args.split,
+        tta=args.tta,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        device=args.device,
+        confusion_png=args.confusion_png,
+        progress=not args.json,
+        out=args.out,
+        mistakes=args.mistakes,
     )
     print(json.dumps(r) if args.json else format_result(r))
     return 0

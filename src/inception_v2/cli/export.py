@@ -24,8 +24,14 @@ from inception_v2.models import create_model, list_models
 
 SAFETENSORS = "safetensors"  # a release folder: weights + config.json (inception_v2.deploy.release)
 
-SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".pth": "torchscript",
-                  ".ts": "torchscript", ".torchscript": "torchscript"}  # fmt: skip
+SUFFIX_FORMATS = {
+    ".onnx": "onnx",
+    ".pt2": "pt2",
+    ".pt": "torchscript",
+    ".pth": "torchscript",
+    ".ts": "torchscript",
+    ".torchscript": "torchscript",
+}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -41,28 +47,60 @@ def configure(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="F", help="a checkpoint written by training, or a release folder")
     src.add_argument("--model", metavar="NAME", help=f"an untrained model, one of: {', '.join(list_models())}")
-    p.add_argument("--num-classes", type=int, default=None, metavar="K", help="with --model: classifier width (default 1000)")
-    p.add_argument("--format", choices=FORMATS + (SAFETENSORS,), default=None,
-                   help="default: from the suffix of --out (.onnx; .pt2: torch.export; .pt, .ts: torchscript, legacy); "
-                   "safetensors: a release folder --out DIR with model.safetensors and config.json")
+    p.add_argument(
+        "--num-classes", type=int, default=None, metavar="K", help="with --model: classifier width (default 1000)"
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS + (SAFETENSORS,),
+        default=None,
+        help="default: from the suffix of --out (.onnx; .pt2: torch.export; .pt, .ts: torchscript, legacy); "
+        "safetensors: a release folder --out DIR with model.safetensors and config.json",
+    )
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write (a folder for safetensors)")
-    p.add_argument("--image-size", type=int, default=None, metavar="N",
-                   help="input side S (default: the model's trained / nominal size)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="input side S (default: the model's trained / nominal size)",
+    )
     p.add_argument("--opset", type=int, default=None, metavar="K", help=f"ONNX opset (default {DEFAULT_OPSET})")
-    p.add_argument("--exporter", choices=ONNX_EXPORTERS, default=None,
-                   help="ONNX: auto (default: dynamo-based when onnxscript is installed, else TorchScript-based), "
-                        "dynamo or torchscript")
+    p.add_argument(
+        "--exporter",
+        choices=ONNX_EXPORTERS,
+        default=None,
+        help="ONNX: auto (default: dynamo-based when onnxscript is installed, else TorchScript-based), "
+        "dynamo or torchscript",
+    )
     q = p.add_argument_group("INT8 (ONNX, static post-training quantization with ONNX Runtime)")
-    q.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
-                   help="int8: QDQ, per-channel int8 weights, uint8 activations; needs --checkpoint and "
-                        "--calibration-data")
-    q.add_argument("--calibration-data", metavar="DIR", default=None,
-                   help="a prepared folder with the model's classes: train images calibrate, val checks accuracy")
-    q.add_argument("--calibration-images", type=int, default=None, metavar="N",
-                   help=f"train images to calibrate on (default {DEFAULT_CALIBRATION_IMAGES})")
-    q.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
-                   help=f"refuse (exit 1, nothing written) when INT8 val top-1 is more than this many points "
-                        f"below float32 (default {DEFAULT_MAX_DROP:g})")
+    q.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=None,
+        help="int8: QDQ, per-channel int8 weights, uint8 activations; needs --checkpoint and --calibration-data",
+    )
+    q.add_argument(
+        "--calibration-data",
+        metavar="DIR",
+        default=None,
+        help="a prepared folder with the model's classes: train images calibrate, val checks accuracy",
+    )
+    q.add_argument(
+        "--calibration-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"train images to calibrate on (default {DEFAULT_CALIBRATION_IMAGES})",
+    )
+    q.add_argument(
+        "--max-drop",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help=f"refuse (exit 1, nothing written) when INT8 val top-1 is more than this many points "
+        f"below float32 (default {DEFAULT_MAX_DROP:g})",
+    )
 
 
 def output_format(out: str, given: str = None) -> str:
@@ -76,8 +114,9 @@ def output_format(out: str, given: str = None) -> str:
             raise UsageError(f"cannot tell the format from {out!r}; give --format {' or '.join(FORMATS)}")
         return implied
     if implied is not None and implied != given:
-        raise UsageError(f"--format {given} contradicts the suffix of --out {out} (a {implied} file); "
-                         "change one of them")  # fmt: skip
+        raise UsageError(
+            f"--format {given} contradicts the suffix of --out {out} (a {implied} file); change one of them"
+        )
     return given
 
 
@@ -111,8 +150,11 @@ def _untrained(args: argparse.Namespace):
 
 
 def _check_quantize_args(args: argparse.Namespace, fmt: str) -> None:
-    options = {"--calibration-data": args.calibration_data, "--calibration-images": args.calibration_images,
-               "--max-drop": args.max_drop}  # fmt: skip
+    options = {
+        "--calibration-data": args.calibration_data,
+        "--calibration-images": args.calibration_images,
+        "--max-drop": args.max_drop,
+    }
     given = [flag for flag, value in options.items() if value is not None]
     if args.quantize is None:
         if given:
@@ -154,11 +196,16 @@ def run(args: argparse.Namespace) -> int:
             from inception_v2.deploy.quantize import export_int8_from_prepared
 
             result = export_int8_from_prepared(
-                model, args.out, args.calibration_data,
+                model,
+                args.out,
+                args.calibration_data,
                 calibration_images=args.calibration_images or DEFAULT_CALIBRATION_IMAGES,
-                image_size=args.image_size, max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
-                opset=args.opset or DEFAULT_OPSET, exporter=args.exporter or "auto", progress=True,
-            )  # fmt: skip
+                image_size=args.image_size,
+                max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
+                opset=args.opset or DEFAULT_OPSET,
+                exporter=args.exporter or "auto",
+                progress=True,
+            )
         else:
             result = export_model(model, args.out, fmt, args.image_size, args.opset, args.exporter)
     except ParityError as e:

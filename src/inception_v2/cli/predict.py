@@ -10,13 +10,24 @@ from inception_v2.predict import parse_box, predict
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.description = ("Classify images (or a box in them) with a checkpoint, a release folder, or an exported "
-                     ".onnx (float or INT8), .pt2 or TorchScript file.")  # fmt: skip
-    p.add_argument("--checkpoint", required=True, type=Path, metavar="F",
-                   help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript file from export")
+    p.description = (
+        "Classify images (or a box in them) with a checkpoint, a release folder, or an exported "
+        ".onnx (float or INT8), .pt2 or TorchScript file."
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        metavar="F",
+        help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript file from export",
+    )
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    p.add_argument("--box", default=None, metavar="x1,y1,x2,y2",
-                   help="classify this box of every image (1-based, inclusive pixel coordinates, as VOC)")
+    p.add_argument(
+        "--box",
+        default=None,
+        metavar="x1,y1,x2,y2",
+        help="classify this box of every image (1-based, inclusive pixel coordinates, as VOC)",
+    )
     p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON list")

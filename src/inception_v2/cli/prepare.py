@@ -19,30 +19,64 @@ def configure(p: argparse.ArgumentParser) -> None:
         "per class) into per-split stores, with a manifest and counts.json. Resumable; see docs/data.md."
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--voc-root", type=Path, metavar="ROOT",
-                     help="folder holding VOCdevkit/, the VOCdevkit folder, or a VOC2007/VOC2012 folder")
-    src.add_argument("--voc-tar", type=Path, nargs="+", metavar="FILE",
-                     help="the official uncompressed tar files, read without extracting them")
-    src.add_argument("--image-folder", type=Path, metavar="ROOT",
-                     help="your pictures: ROOT/CLASS/... or ROOT/{train,val,test}/CLASS/... (class = folder name)")
+    src.add_argument(
+        "--voc-root",
+        type=Path,
+        metavar="ROOT",
+        help="folder holding VOCdevkit/, the VOCdevkit folder, or a VOC2007/VOC2012 folder",
+    )
+    src.add_argument(
+        "--voc-tar",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="the official uncompressed tar files, read without extracting them",
+    )
+    src.add_argument(
+        "--image-folder",
+        type=Path,
+        metavar="ROOT",
+        help="your pictures: ROOT/CLASS/... or ROOT/{train,val,test}/CLASS/... (class = folder name)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--store", choices=STORES, default="raw",
-                   help="raw: lossless pixels, fastest to read (default); jpeg: about 5x smaller, "
-                        "decoded by the loader")
-    p.add_argument("--val-fraction", type=float, default=0.05,
-                   help="stratified share held out as val: of VOC trainval, or of each class of an image folder "
-                        "without ROOT/val (default 0.05)")
-    p.add_argument("--test-fraction", type=float, default=None,
-                   help="image folder ROOT/CLASS/...: stratified share held out as test "
-                        f"(default {DEFAULT_TEST_FRACTION})")
-    p.add_argument("--max-side", type=int, default=512,
-                   help="downscale images (VOC: crops) whose longer side exceeds this (default 512; 0 = never)")
+    p.add_argument(
+        "--store",
+        choices=STORES,
+        default="raw",
+        help="raw: lossless pixels, fastest to read (default); jpeg: about 5x smaller, decoded by the loader",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.05,
+        help="stratified share held out as val: of VOC trainval, or of each class of an image folder "
+        "without ROOT/val (default 0.05)",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help=f"image folder ROOT/CLASS/...: stratified share held out as test (default {DEFAULT_TEST_FRACTION})",
+    )
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=512,
+        help="downscale images (VOC: crops) whose longer side exceeds this (default 512; 0 = never)",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="record corrupt or missing files in the manifest and counts.json and go on")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="record corrupt or missing files in the manifest and counts.json and go on",
+    )
     p.add_argument("--strict", action="store_true", help="VOC: an unknown class name is an error")
-    p.add_argument("--verify-counts", choices=["seed"], default=None,
-                   help="VOC: compare the counts with the source's table (docs/data.md); exit 1 on a difference")
+    p.add_argument(
+        "--verify-counts",
+        choices=["seed"],
+        default=None,
+        help="VOC: compare the counts with the source's table (docs/data.md); exit 1 on a difference",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,16 +18,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", type=Path, metavar="OUT", help="output folder")
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES, help=f"number of images (default {DEFAULT_IMAGES})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    p.add_argument("--image-folder", action="store_true",
-                   help="write OUT/CLASS/NNNNNN.jpg (one object per picture) instead of a VOC devkit")
+    p.add_argument(
+        "--image-folder",
+        action="store_true",
+        help="write OUT/CLASS/NNNNNN.jpg (one object per picture) instead of a VOC devkit",
+    )
     p.add_argument("--classes", type=int, default=10, help="with --image-folder: number of classes (default 10)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.image_folder:
         per_class = make_folder_sample(args.out, classes=args.classes, images=args.images, seed=args.seed)
-        print(f"{len(per_class)} classes, {sum(per_class.values())} pictures: "
-              + ", ".join(f"{name} {n}" for name, n in per_class.items()))  # fmt: skip
+        print(
+            f"{len(per_class)} classes, {sum(per_class.values())} pictures: "
+            + ", ".join(f"{name} {n}" for name, n in per_class.items())
+        )
         print(f"wrote {args.out}; next: inception-v2 prepare --image-folder {args.out} --out PREPARED")
         return 0
     counts = make_sample(args.out, images=args.images, seed=args.seed)

@@ -86,14 +86,23 @@ def configure(p: argparse.ArgumentParser) -> None:
         "and every flag overrides both. Writes RUN_DIR/{config.json,metrics.csv,last.pt,best.pt,summary.json}. "
         "Data parallel: torchrun --nproc_per_node=N -m inception_v2 train ... (docs/training.md)"
     )
-    p.add_argument("--config", type=Path, metavar="FILE",
-                   help="options from a JSON or YAML file (keys: the option names with underscores); "
-                   "flags override it")  # fmt: skip
-    p.add_argument("--resume", action="store_true",
-                   help="continue from RUN_DIR/last.pt (a new run if there is none; automatic after a torchrun "
-                   "restart)")  # fmt: skip
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="progress bar (--no-progress: one line per epoch only)")  # fmt: skip
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="options from a JSON or YAML file (keys: the option names with underscores); flags override it",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from RUN_DIR/last.pt (a new run if there is none; automatic after a torchrun restart)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress bar (--no-progress: one line per epoch only)",
+    )
     add_config_flags(p)
 
 

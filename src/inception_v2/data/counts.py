@@ -92,8 +92,10 @@ def check_classes_present(
     missing = [classes[i] for i in np.flatnonzero(present == 0)]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise UsageError(f"class{'es' if len(missing) > 1 else ''} {shown} {'have' if len(missing) > 1 else 'has'} "
-                         f"no usable image in {where}")  # fmt: skip
+        raise UsageError(
+            f"class{'es' if len(missing) > 1 else ''} {shown} {'have' if len(missing) > 1 else 'has'} "
+            f"no usable image in {where}"
+        )
 
 
 def per_split(split_of: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> Dict[str, Dict[str, Any]]:
@@ -118,8 +120,10 @@ def summary_table(counts: Dict[str, Any]) -> str:
         for split in ("train", "val", "test"):
             values = list(counts[split]["per_class"].values())
             if values:
-                lines.append(f"{split}: {len(classes)} classes, {min(values)} to {max(values)} images per class "
-                             "(counts.json has every class)")  # fmt: skip
+                lines.append(
+                    f"{split}: {len(classes)} classes, {min(values)} to {max(values)} images per class "
+                    "(counts.json has every class)"
+                )
     lines.append(f"{'total':<{width}} " + " ".join(f"{counts[s]['total']:>9}" for s in columns))
     if "excluded" in counts:
         excluded = ", ".join(f"{k} {v}" for k, v in counts["excluded"].items()) or "none"

@@ -60,11 +60,19 @@ def manifest_row(year: str, image_set: str, image_id: str, **fields: Any) -> Dic
 
 def _object_row(year: str, image_set: str, image_id: str, obj: ObjectRecord, **fields: Any) -> Dict[str, Any]:
     return manifest_row(
-        year, image_set, image_id,
-        object_index=obj.index, **{"class": obj.name},
-        xmin=obj.box_text[0], ymin=obj.box_text[1], xmax=obj.box_text[2], ymax=obj.box_text[3],
-        difficult=obj.difficult, truncated=obj.truncated, **fields,
-    )  # fmt: skip
+        year,
+        image_set,
+        image_id,
+        object_index=obj.index,
+        **{"class": obj.name},
+        xmin=obj.box_text[0],
+        ymin=obj.box_text[1],
+        xmax=obj.box_text[2],
+        ymax=obj.box_text[3],
+        difficult=obj.difficult,
+        truncated=obj.truncated,
+        **fields,
+    )
 
 
 def _read(source: VOCSource, relpath: str, what: str) -> bytes:
@@ -78,7 +86,12 @@ def _read(source: VOCSource, relpath: str, what: str) -> bytes:
 
 
 def process_image(
-    source: VOCSource, year: str, image_set: str, image_id: str, max_side: int = 512, strict: bool = False,
+    source: VOCSource,
+    year: str,
+    image_set: str,
+    image_id: str,
+    max_side: int = 512,
+    strict: bool = False,
     exclusion: str = "",
 ) -> Tuple[List[Dict[str, Any]], List[np.ndarray]]:
     """Crop every kept object of one image.
@@ -172,9 +185,14 @@ class VOCWorker(Worker):
         year, image_set = group.split("-")
         image_id, exclusion = unit
         rows, crops = process_image(
-            self.source, year, image_set, image_id, max_side=options.max_side, strict=options.strict,
+            self.source,
+            year,
+            image_set,
+            image_id,
+            max_side=options.max_side,
+            strict=options.strict,
             exclusion=exclusion,
-        )  # fmt: skip
+        )
         for row in rows:
             _tally_object(row, f"{year}/{image_set}")
             if row["status"] == "keep":
@@ -186,8 +204,10 @@ class VOCWorker(Worker):
         rows = skipped_rows(self.source, year, image_set, unit[0], error)
         for row in rows:
             if row["object_index"] == "":
-                row.update(_tally=[["skipped_files", row["reason"]]],
-                           _skipped={"file": row["file"], "reason": error.reason, "problem": error.problem})
+                row.update(
+                    _tally=[["skipped_files", row["reason"]]],
+                    _skipped={"file": row["file"], "reason": error.reason, "problem": error.problem},
+                )
             else:
                 _tally_object(row, f"{year}/{image_set}")
         return rows
@@ -257,9 +277,7 @@ class VOCPlan(Plan):
         return lines
 
     def make_counts(self, counts: Dict[str, Any], tallies: Dict[str, Dict[str, int]]) -> Dict[str, Any]:
-        trainval = {
-            name: counts["train"]["per_class"][name] + counts["val"]["per_class"][name] for name in VOC_CLASSES
-        }
+        trainval = {name: counts["train"]["per_class"][name] + counts["val"]["per_class"][name] for name in VOC_CLASSES}
         objects = tallies.get("objects", {})
         return {
             "classes": list(VOC_CLASSES),

@@ -159,11 +159,17 @@ class FolderWorker(Worker):
 
     def skipped(self, group: str, unit: Unit, error: BadFileError) -> List[Row]:
         relpath, cls = _printable(unit[0]), unit[1]
-        return [{
-            "file": relpath, "class": cls, "status": "skipped", "reason": error.reason, "warnings": error.problem,
-            "_tally": [["skipped_files", error.reason]],
-            "_skipped": {"file": relpath, "reason": error.reason, "problem": error.problem},
-        }]  # fmt: skip
+        return [
+            {
+                "file": relpath,
+                "class": cls,
+                "status": "skipped",
+                "reason": error.reason,
+                "warnings": error.problem,
+                "_tally": [["skipped_files", error.reason]],
+                "_skipped": {"file": relpath, "reason": error.reason, "problem": error.problem},
+            }
+        ]
 
 
 class FolderPlan(Plan):

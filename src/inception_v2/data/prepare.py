@@ -212,8 +212,9 @@ def _run_chunks(
 ) -> None:
     """Run the chunks ``todo`` in ``workers`` processes (in this one for 1)."""
     done = total - sum(len(c.units) for c in todo)
-    bar = tqdm(total=total, initial=done, unit="img", desc="prepare", disable=None if progress else True,
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=total, initial=done, unit="img", desc="prepare", disable=None if progress else True, dynamic_ncols=True
+    )
     try:
         if workers <= 1 or len(todo) <= 1:
             _init_worker(worker, options)
@@ -263,9 +264,12 @@ def _assemble(out: Path, plan: Plan, chunks: Sequence[_Chunk], options: PrepareO
                 skipped.append(row["_skipped"])
     label_arr = np.frombuffer(labels, dtype=np.int64)
     split_of = assign_splits(
-        np.frombuffer(pools, dtype=np.int64), label_arr, np.frombuffer(keys, dtype=np.uint64), list(rules.values()),
+        np.frombuffer(pools, dtype=np.int64),
+        label_arr,
+        np.frombuffer(keys, dtype=np.uint64),
+        list(rules.values()),
         plan.classes,
-    )  # fmt: skip
+    )
     del pools, keys
     plan.check_splits(split_of, label_arr)
     store_index = np.zeros(len(split_of), dtype=np.int64)
@@ -297,9 +301,7 @@ def _assemble(out: Path, plan: Plan, chunks: Sequence[_Chunk], options: PrepareO
 # --------------------------------------------------------------------------- prepare
 
 
-def open_source(
-    voc_root: Optional[os.PathLike] = None, voc_tars: Optional[Sequence[os.PathLike]] = None
-) -> VOCSource:
+def open_source(voc_root: Optional[os.PathLike] = None, voc_tars: Optional[Sequence[os.PathLike]] = None) -> VOCSource:
     """A devkit folder (``voc_root``) or the official tar files (``voc_tars``); exactly one."""
     if (voc_root is None) == (not voc_tars):
         raise UsageError("give exactly one of --voc-root ROOT or --voc-tar FILE...")
@@ -343,9 +345,13 @@ def prepare(
     elif test_fraction is None:
         test_fraction = DEFAULT_TEST_FRACTION
     options = PrepareOptions(
-        val_fraction=val_fraction, max_side=max_side, skip_bad=skip_bad, strict=strict, store=store,
+        val_fraction=val_fraction,
+        max_side=max_side,
+        skip_bad=skip_bad,
+        strict=strict,
+        store=store,
         test_fraction=test_fraction,
-    )  # fmt: skip
+    )
     workers = workers if workers is not None else _default_workers()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
@@ -447,8 +453,11 @@ def _check_finished(out: Path, expected: Dict[str, Any], description: str) -> Op
     except (TypeError, UsageError):
         old = recorded.get("options")
     if old != options:
-        changed = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in options.items() if old.get(k) != v) \
-            if isinstance(old, dict) else str(old)  # fmt: skip
+        changed = (
+            ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in options.items() if old.get(k) != v)
+            if isinstance(old, dict)
+            else str(old)
+        )
         raise UsageError(f"{out} was prepared with other options ({changed}); use a new --out folder or delete it")
     if recorded.get("format") != expected["format"]:
         return f"it was prepared by another version of this program (format {recorded.get('format')})"
@@ -480,8 +489,10 @@ def _clean_leftovers(out: Path, work: Path, chunks: Sequence[_Chunk], log: Calla
             path.unlink()
     stale_chunks = sum(1 for p in stale if p.suffix == ".chunk")
     if stale_chunks:
-        log(f"{stale_chunks} finished chunk(s) in {work} no longer match their inputs or the options "
-            "(files changed since the interrupted run): redoing them")  # fmt: skip
+        log(
+            f"{stale_chunks} finished chunk(s) in {work} no longer match their inputs or the options "
+            "(files changed since the interrupted run): redoing them"
+        )
 
 
 def _default_workers() -> int:

@@ -52,6 +52,7 @@ SHAPES = (
 )  # fmt: skip
 TEXTURES = ("flat", "hstripes", "vstripes", "checker", "dots", "noise")
 
+
 def _fit_unit_box(points: List[Tuple[float, float]]) -> List[Tuple[float, float]]:
     """Scale a polygon to touch all four sides of the unit box (so its box is tight)."""
     xs, ys = [x for x, _ in points], [y for _, y in points]
@@ -174,8 +175,9 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
 def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     """Low-saturation clutter (so that the objects' hues stand out): a gradient, random
     rectangles, ellipses and lines, and noise."""
-    top, bottom = _hsv(rng.random(), rng.uniform(0, 0.2), rng.uniform(0.3, 0.9)), _hsv(
-        rng.random(), rng.uniform(0, 0.2), rng.uniform(0.3, 0.9)
+    top, bottom = (
+        _hsv(rng.random(), rng.uniform(0, 0.2), rng.uniform(0.3, 0.9)),
+        _hsv(rng.random(), rng.uniform(0, 0.2), rng.uniform(0.3, 0.9)),
     )
     ramp = np.linspace(0, 1, h)[:, None, None]
     base = (1 - ramp) * top + ramp * bottom
@@ -253,9 +255,16 @@ def _draw_image(rng: np.random.Generator, labels: List[int]) -> Tuple[Image.Imag
             for part, boxes in _PERSON_PARTS.items():
                 for u0, v0, u1, v1 in boxes:
                     obj.parts.append(
-                        (part, (x0 + round(u0 * (w - 1)) + 1, y0 + round(v0 * (h - 1)) + 1,
-                                x0 + round(u1 * (w - 1)) + 1, y0 + round(v1 * (h - 1)) + 1))
-                    )  # fmt: skip
+                        (
+                            part,
+                            (
+                                x0 + round(u0 * (w - 1)) + 1,
+                                y0 + round(v0 * (h - 1)) + 1,
+                                x0 + round(u1 * (w - 1)) + 1,
+                                y0 + round(v1 * (h - 1)) + 1,
+                            ),
+                        )
+                    )
         objects.append(obj)
     return image, objects
 
@@ -356,8 +365,12 @@ def make_sample(out: os.PathLike, images: int = DEFAULT_IMAGES, seed: int = DEFA
         lists[(year, image_set)].append(image_id)
         entry = counts.setdefault(
             f"{year}/{image_set}",
-            {"images": 0, "objects": 0, "non_difficult_objects": 0,
-             "per_class_non_difficult": dict.fromkeys(VOC_CLASSES, 0)},  # fmt: skip
+            {
+                "images": 0,
+                "objects": 0,
+                "non_difficult_objects": 0,
+                "per_class_non_difficult": dict.fromkeys(VOC_CLASSES, 0),
+            },
         )
         entry["images"] += 1
         entry["objects"] += len(objects)

@@ -67,7 +67,10 @@ def _resize(cfg: DataConfig) -> v2.Resize:
 
 
 def train_transform(
-    cfg: DataConfig, normalize: bool = True, auto_augment: str = "none", random_erasing: float = 0.0,
+    cfg: DataConfig,
+    normalize: bool = True,
+    auto_augment: str = "none",
+    random_erasing: float = 0.0,
 ) -> v2.Compose:
     """Random-crop-and-flip preprocessing of the source's training pipeline (``uint8`` output
     without ``normalize``; see :func:`normalize`), optionally followed by an ``auto_augment``

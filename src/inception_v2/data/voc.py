@@ -133,9 +133,7 @@ def parse_annotation(data: bytes, path: str) -> Annotation:
         try:
             box = tuple(_coordinate(t) for t in texts)
         except ValueError:
-            raise BadFileError(
-                "bad-xml", path, f"object {index} ({name}) has a bad box {list(texts)}"
-            ) from None
+            raise BadFileError("bad-xml", path, f"object {index} ({name}) has a bad box {list(texts)}") from None
         objects.append(
             ObjectRecord(
                 index=index,
@@ -149,9 +147,7 @@ def parse_annotation(data: bytes, path: str) -> Annotation:
     return Annotation(size=size, objects=tuple(objects))
 
 
-def clamp_box(
-    box: Tuple[int, int, int, int], width: int, height: int
-) -> Optional[Tuple[int, int, int, int]]:
+def clamp_box(box: Tuple[int, int, int, int], width: int, height: int) -> Optional[Tuple[int, int, int, int]]:
     """Clamp a 1-based inclusive box to a ``width`` x ``height`` image.
 
     Returns the clamped box, or ``None`` when nothing is left (``xmax < xmin`` or
@@ -231,9 +227,7 @@ class VOCSource:
     def splits(self) -> List[Tuple[str, str]]:
         """The (year, image set) pairs of :data:`SPLITS` whose image list exists."""
         return [
-            (year, image_set)
-            for year, image_set in SPLITS
-            if self.exists(f"VOC{year}/ImageSets/Main/{image_set}.txt")
+            (year, image_set) for year, image_set in SPLITS if self.exists(f"VOC{year}/ImageSets/Main/{image_set}.txt")
         ]
 
     def image_ids(self, year: str, image_set: str) -> List[str]:
@@ -347,8 +341,7 @@ class TarSource(VOCSource):
                             self.members[m.group(1)] = (i, info.offset_data, info.size)
             except tarfile.ReadError as e:
                 raise UsageError(
-                    f"{path} is not an uncompressed tar archive ({e}); the official VOC tar "
-                    "files are plain .tar"
+                    f"{path} is not an uncompressed tar archive ({e}); the official VOC tar files are plain .tar"
                 ) from None
         self._files: Dict[int, object] = {}  # open archives of this process
         self._pid = os.getpid()

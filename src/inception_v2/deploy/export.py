@@ -46,8 +46,8 @@ import torch
 from torch import nn
 
 from inception_v2.atomic import write_json
-from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.deploy.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
+from inception_v2.errors import CheckFailedError, UsageError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -116,7 +116,9 @@ def _image_size(model: nn.Module, image_size: Optional[int]) -> int:
         raise UsageError("only models with a data_config (from create_model or load_model) can be exported")
     size = cfg.input_size if image_size is None else int(image_size)
     if size < cfg.min_input_size:
-        raise UsageError(f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, got {size}")
+        raise UsageError(
+            f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, got {size}"
+        )
     return size
 
 
@@ -195,8 +197,10 @@ def _compare(run: Callable[[torch.Tensor], torch.Tensor], ref: _Reference, what:
     for b, x in ref.inputs.items():
         got = run(x)
         if tuple(got.shape) != tuple(ref.logits[b].shape):
-            raise ParityError(f"{what} returned logits shaped {tuple(got.shape)} for a batch of {b}, "
-                              f"PyTorch {tuple(ref.logits[b].shape)}")  # fmt: skip
+            raise ParityError(
+                f"{what} returned logits shaped {tuple(got.shape)} for a batch of {b}, "
+                f"PyTorch {tuple(ref.logits[b].shape)}"
+            )
         diffs[b] = float((got.float() - ref.logits[b]).abs().max())
     if not all(d <= ref.tolerance for d in diffs.values()):  # also catches NaN
         raise ParityError(
@@ -221,7 +225,9 @@ def check_output_path(path: PathLike) -> Path:
 
 
 def _write_verified(
-    path: Path, write: Callable[[Path], None], verify: Callable[[Path], Any],
+    path: Path,
+    write: Callable[[Path], None],
+    verify: Callable[[Path], Any],
     sidecar: Optional[Tuple[Path, Any]] = None,
 ) -> Any:
     """``write`` the file to a temporary sibling of ``path``, ``verify`` it there, then rename
@@ -269,12 +275,29 @@ def _quiet_tracing() -> Iterator[None]:
 
 
 def _result(
-    model: nn.Module, path: Path, fmt: str, size: int, opset: Optional[int], ref: _Reference,
-    diffs: Dict[int, float], **extra: Any,
+    model: nn.Module,
+    path: Path,
+    fmt: str,
+    size: int,
+    opset: Optional[int],
+    ref: _Reference,
+    diffs: Dict[int, float],
+    **extra: Any,
 ) -> ExportResult:
     num_classes = int(ref.logits[VERIFY_BATCH_SIZES[0]].shape[1])
-    return ExportResult(path, fmt, getattr(model, "name", type(model).__name__), size, num_classes, opset,
-                        diffs, ref.tolerance, ref.float32_error, path.stat().st_size, **extra)  # fmt: skip
+    return ExportResult(
+        path,
+        fmt,
+        getattr(model, "name", type(model).__name__),
+        size,
+        num_classes,
+        opset,
+        diffs,
+        ref.tolerance,
+        ref.float32_error,
+        path.stat().st_size,
+        **extra,
+    )
 
 
 def _batch_dim() -> Any:
@@ -325,18 +348,24 @@ def _choose_exporter(exporter: str, opset: int) -> Tuple[str, Tuple[str, ...]]:
         if opset < DYNAMO_MIN_OPSET:
             raise UsageError(f"the dynamo-based ONNX exporter writes opset {DYNAMO_MIN_OPSET} or newer, not {opset}")
         if not dynamo_exporter_available():
-            raise UsageError(f"the dynamo-based ONNX exporter needs onnxscript, which is not installed; "
-                             f"install it with: {ONNX_INSTALL_HINT}")  # fmt: skip
+            raise UsageError(
+                f"the dynamo-based ONNX exporter needs onnxscript, which is not installed; "
+                f"install it with: {ONNX_INSTALL_HINT}"
+            )
         return "dynamo", ()
     if exporter == "torchscript" or opset < DYNAMO_MIN_OPSET or not dynamo_exporter_available():
         if opset > TORCHSCRIPT_MAX_OPSET:
             why = "" if exporter == "torchscript" else f" (the dynamo-based one needs onnxscript: {ONNX_INSTALL_HINT})"
-            raise UsageError(f"the TorchScript-based ONNX exporter writes opset {TORCHSCRIPT_MAX_OPSET} or older, "
-                             f"not {opset}{why}")  # fmt: skip
+            raise UsageError(
+                f"the TorchScript-based ONNX exporter writes opset {TORCHSCRIPT_MAX_OPSET} or older, not {opset}{why}"
+            )
         if exporter == "torchscript":
             return "torchscript", ()
-        why = (f"opset {opset} is older than the dynamo-based exporter's {DYNAMO_MIN_OPSET}"
-               if opset < DYNAMO_MIN_OPSET else f"onnxscript is not installed ({ONNX_INSTALL_HINT})")  # fmt: skip
+        why = (
+            f"opset {opset} is older than the dynamo-based exporter's {DYNAMO_MIN_OPSET}"
+            if opset < DYNAMO_MIN_OPSET
+            else f"onnxscript is not installed ({ONNX_INSTALL_HINT})"
+        )
         return "torchscript", (f"used the TorchScript-based ONNX exporter: {why}",)
     return "dynamo", ()
 
@@ -347,22 +376,37 @@ def _onnx_bytes(deploy: nn.Module, size: int, opset: int, exporter: str) -> byte
     with _quiet_tracing():
         if exporter == "dynamo":
             program = torch.onnx.export(
-                deploy, example, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: _batch_dim()},), opset_version=opset, optimize=True, verbose=False,
-            )  # fmt: skip
+                deploy,
+                example,
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: _batch_dim()},),
+                opset_version=opset,
+                optimize=True,
+                verbose=False,
+            )
             return program.model_proto.SerializeToString()
         buffer = io.BytesIO()
         torch.onnx.export(
-            deploy, example, buffer, dynamo=False,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            deploy,
+            example,
+            buffer,
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=opset, do_constant_folding=True,
-        )  # fmt: skip
+            opset_version=opset,
+            do_constant_folding=True,
+        )
         return buffer.getvalue()
 
 
 def export_onnx(
-    model: nn.Module, path: PathLike, image_size: Optional[int] = None, opset: int = DEFAULT_OPSET,
+    model: nn.Module,
+    path: PathLike,
+    image_size: Optional[int] = None,
+    opset: int = DEFAULT_OPSET,
     exporter: str = "auto",
 ) -> ExportResult:
     """Write ``model`` as a verified ONNX file (see the module docstring). Needs ``onnx`` and
@@ -373,7 +417,9 @@ def export_onnx(
     try:
         import onnx
     except ImportError:
-        raise UsageError(f"ONNX export needs the onnx package, which is not installed; install it with: {ONNX_INSTALL_HINT}") from None
+        raise UsageError(
+            f"ONNX export needs the onnx package, which is not installed; install it with: {ONNX_INSTALL_HINT}"
+        ) from None
     import_onnxruntime()
     used, notes = _choose_exporter(exporter, opset)
     path = check_output_path(path)
@@ -384,8 +430,9 @@ def export_onnx(
         data = _onnx_bytes(deploy, size, opset, used)
     except Exception as e:  # noqa: BLE001 - the exporters raise many types; see below
         if used != "dynamo" or exporter == "dynamo" or opset > TORCHSCRIPT_MAX_OPSET:
-            raise UsageError(f"{_model_name(model)} cannot be exported to ONNX by the {used}-based exporter "
-                             f"({_first_line(e)})") from None  # fmt: skip
+            raise UsageError(
+                f"{_model_name(model)} cannot be exported to ONNX by the {used}-based exporter ({_first_line(e)})"
+            ) from None
         notes += (f"used the TorchScript-based ONNX exporter: the dynamo-based one failed ({_first_line(e)})",)
         used = "torchscript"
         data = _onnx_bytes(deploy, size, opset, used)
@@ -516,8 +563,12 @@ def read_torchscript(path: PathLike) -> Tuple[torch.jit.ScriptModule, Dict[str, 
 
 
 def export_model(
-    model: nn.Module, path: PathLike, format: str = "onnx", image_size: Optional[int] = None,
-    opset: Optional[int] = None, exporter: Optional[str] = None,
+    model: nn.Module,
+    path: PathLike,
+    format: str = "onnx",
+    image_size: Optional[int] = None,
+    opset: Optional[int] = None,
+    exporter: Optional[str] = None,
 ) -> ExportResult:
     """Export ``model`` in ``format`` (``onnx``, ``pt2`` or ``torchscript``) and verify the
     file. ``opset`` and ``exporter`` apply to ONNX only."""

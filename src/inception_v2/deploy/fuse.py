@@ -7,10 +7,11 @@ activation" at inference). Every convolution of our networks is a :class:`ConvBN
 ``nn.Sequential(Conv2d, BatchNorm2d, ReLU)``; folding removes one memory pass per layer.
 
 The arithmetic is :func:`torch.nn.utils.fusion.fuse_conv_bn_weights` (what
-``fuse_conv_bn_eval`` calls), done in float64; this module only finds the pairs. A pair is two *adjacent* children of an ``nn.Sequential`` (the only place where the
-order of execution is known without tracing). Anything else is left as it is, notably the
-``BatchNorm1d`` after the first linear layer of Inception-v3's auxiliary head (the auxiliary
-heads never run in ``forward``; :func:`inception_v2.deploy.inference.prepare_for_inference` drops them).
+``fuse_conv_bn_eval`` calls), done in float64; this module only finds the pairs. A pair is two
+*adjacent* children of an ``nn.Sequential`` (the only place where the order of execution is
+known without tracing). Anything else is left as it is, notably the ``BatchNorm1d`` after the
+first linear layer of Inception-v3's auxiliary head (the auxiliary heads never run in
+``forward``; :func:`inception_v2.deploy.inference.prepare_for_inference` drops them).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """Give ``conv`` (already a copy) the folded weight and bias of ``conv`` then ``bn``."""
     # Computed in float64 and rounded once to the conv's dtype: the networks are deep enough
     # that a float32 fold adds visible error to the logits.
-    f64 = [None if t is None else t.detach().double() for t in (
-        conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias)]  # fmt: skip
+    f64 = [
+        None if t is None else t.detach().double()
+        for t in (conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias)
+    ]
     weight, bias = fuse_conv_bn_weights(f64[0], f64[1], f64[2], f64[3], bn.eps, f64[4], f64[5])
     dtype, grad = conv.weight.dtype, conv.weight.requires_grad
     conv.weight = nn.Parameter(weight.to(dtype), requires_grad=grad)

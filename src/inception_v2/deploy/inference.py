@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from inception_v2.errors import UsageError
 from inception_v2.deploy.fuse import fuse_conv_bn
+from inception_v2.errors import UsageError
 from inception_v2.models.registry import DataConfig
 
 ONNX_INSTALL_HINT = "pip install 'inception-v2[onnx]'"
@@ -40,7 +40,10 @@ class InferenceModel(nn.Module):
     returns float32 logits. Built by :func:`prepare_for_inference`."""
 
     def __init__(
-        self, model: nn.Module, device: torch.device, channels_last: bool,
+        self,
+        model: nn.Module,
+        device: torch.device,
+        channels_last: bool,
         amp_dtype: Optional[torch.dtype],
     ) -> None:
         super().__init__()
@@ -53,8 +56,9 @@ class InferenceModel(nn.Module):
         x = x.to(self.device, torch.float32, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):  # fmt: skip
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
             logits = self.model(x)
         return logits.float()
 
@@ -71,8 +75,12 @@ def deploy_copy(model: nn.Module) -> nn.Module:
 
 
 def prepare_for_inference(
-    model: nn.Module, device: Union[torch.device, str] = "cpu", *,
-    channels_last: bool = True, amp: Optional[bool] = None, compile: bool = False,
+    model: nn.Module,
+    device: Union[torch.device, str] = "cpu",
+    *,
+    channels_last: bool = True,
+    amp: Optional[bool] = None,
+    compile: bool = False,
 ) -> nn.Module:
     """A deployment copy of ``model`` on ``device``; ``model`` itself is not changed.
 
@@ -108,8 +116,7 @@ def import_onnxruntime() -> Any:
         import onnxruntime
     except ImportError:
         raise UsageError(
-            f"running an .onnx file needs ONNX Runtime, which is not installed; install it with: "
-            f"{ONNX_INSTALL_HINT}"
+            f"running an .onnx file needs ONNX Runtime, which is not installed; install it with: {ONNX_INSTALL_HINT}"
         ) from None
     return onnxruntime
 
@@ -136,7 +143,9 @@ class OnnxClassifier:
     """
 
     def __init__(
-        self, path: Union[str, "os.PathLike[str]"], providers: Optional[Sequence[str]] = None,
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        providers: Optional[Sequence[str]] = None,
         threads: Optional[int] = None,
     ) -> None:
         ort = import_onnxruntime()
@@ -157,9 +166,7 @@ class OnnxClassifier:
             raise UsageError(f"{self.path}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise UsageError(
-                f"{self.path}: expected one input and one output, found {len(inputs)} and {len(outputs)}"
-            )
+            raise UsageError(f"{self.path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         shape = inputs[0].shape  # e.g. ['batch', 3, 299, 299]
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -178,7 +185,8 @@ class OnnxClassifier:
         self.classes: Optional[List[str]] = list(classes) if classes is not None else None
         out_shape = outputs[0].shape
         self.num_classes: Optional[int] = (
-            out_shape[-1] if len(out_shape) == 2 and isinstance(out_shape[-1], int)
+            out_shape[-1]
+            if len(out_shape) == 2 and isinstance(out_shape[-1], int)
             else (len(self.classes) if self.classes else None)
         )
 
@@ -196,9 +204,12 @@ class OnnxClassifier:
         """The preprocessing as a :class:`DataConfig` (its ``min_input_size`` is the fixed
         input size: an exported graph takes exactly ``image_size`` pixels)."""
         return DataConfig(
-            input_size=self.image_size, resize_size=self.resize_size,
-            min_input_size=self.image_size, mean=tuple(self.mean), std=tuple(self.std),
-        )  # fmt: skip
+            input_size=self.image_size,
+            resize_size=self.resize_size,
+            min_input_size=self.image_size,
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+        )
 
     def __call__(self, images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
         if isinstance(images, torch.Tensor):
@@ -207,12 +218,13 @@ class OnnxClassifier:
         want = (3, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(
-                f"{self.path.name} expects a batch shaped N x {' x '.join(map(str, want))}, "
-                f"got {tuple(x.shape)}"
+                f"{self.path.name} expects a batch shaped N x {' x '.join(map(str, want))}, got {tuple(x.shape)}"
             )
         (logits,) = self.session.run([self.output_name], {self.input_name: x})
         return torch.from_numpy(np.asarray(logits, dtype=np.float32))
 
     def __repr__(self) -> str:
-        return (f"OnnxClassifier({str(self.path)!r}, model_name={self.model_name!r}, "
-                f"image_size={self.image_size}, classes={len(self.classes) if self.classes else None})")  # fmt: skip
+        return (
+            f"OnnxClassifier({str(self.path)!r}, model_name={self.model_name!r}, "
+            f"image_size={self.image_size}, classes={len(self.classes) if self.classes else None})"
+        )

@@ -64,10 +64,13 @@ def data_config_from_dict(d: Any, path: PathLike) -> DataConfig:
     (``interpolation`` is optional: bilinear, what files written before it was stored used)."""
     try:
         return DataConfig(
-            input_size=int(d["input_size"]), resize_size=int(d["resize_size"]),
-            min_input_size=int(d["min_input_size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
+            input_size=int(d["input_size"]),
+            resize_size=int(d["resize_size"]),
+            min_input_size=int(d["min_input_size"]),
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
             interpolation=str(d.get("interpolation", "bilinear")),
-        )  # fmt: skip
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{path} has a bad data_config: {e}") from None
 
@@ -89,7 +92,9 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
         head = f.read(2)
     # torch.save writes a zip archive (older PyTorch: a pickle, which starts with 0x80)
     if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):
-        raise UsageError(f"{path} is not a PyTorch checkpoint: neither a zip archive nor a pickle (wrong or damaged file)")
+        raise UsageError(
+            f"{path} is not a PyTorch checkpoint: neither a zip archive nor a pickle (wrong or damaged file)"
+        )
     try:
         with open(path, "rb") as f:
             state = torch.load(f, map_location="cpu", weights_only=True)
@@ -122,7 +127,7 @@ def _upgrade(state: Dict[str, Any]) -> Dict[str, Any]:
     state = dict(state)
     ema = state.pop("ema", None)
     if ema is not None:
-        state["model_ema"] = {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+        state["model_ema"] = {k[len("module.") :]: v for k, v in ema.items() if k.startswith("module.")}
         n = ema.get("n_averaged")
         state["ema_updates"] = int(n) if n is not None else 0
     else:
@@ -197,8 +202,15 @@ def model_from_checkpoint(state: Dict[str, Any], path: PathLike, weights: str = 
     config = state["config"]
     dropout = config.get("dropout") if isinstance(config, dict) else None
     aux = bool(state.get("aux_logits", True))
-    model = _build(state["model_name"], state["num_classes"], state.get("in_chans", 3), aux,
-                   state.get("arch_options") or {}, path, dropout=dropout)  # fmt: skip
+    model = _build(
+        state["model_name"],
+        state["num_classes"],
+        state.get("in_chans", 3),
+        aux,
+        state.get("arch_options") or {},
+        path,
+        dropout=dropout,
+    )
     chosen = selected_weights(state, path, weights)
     load_weights(model, chosen, path, "EMA" if chosen is state.get("model_ema") else "model")
     model.data_config = data_config_from_dict(state["data_config"], path)
@@ -213,8 +225,14 @@ def model_from_release(folder: PathLike) -> nn.Module:
     release names them, its ``classes``."""
     config = read_release(folder)
     path = Path(folder) / RELEASE_CONFIG
-    model = _build(config["model_name"], config["num_classes"], config.get("in_chans", 3),
-                   bool(config.get("aux_logits", True)), config.get("arch_options") or {}, path)  # fmt: skip
+    model = _build(
+        config["model_name"],
+        config["num_classes"],
+        config.get("in_chans", 3),
+        bool(config.get("aux_logits", True)),
+        config.get("arch_options") or {},
+        path,
+    )
     load_weights(model, read_safetensors(Path(folder) / RELEASE_WEIGHTS), Path(folder) / RELEASE_WEIGHTS, "release")
     model.data_config = data_config_from_dict(config["data_config"], path)
     classes = config.get("classes")
@@ -243,6 +261,7 @@ def load_model(path: PathLike, device: Union[str, torch.device] = "cpu", weights
 
 
 # --------------------------------------------------------------------------- weights for create_model
+
 
 def read_pretrained(source: PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     """The weights of a file or folder for ``create_model(..., pretrained=source)``, and what is

@@ -89,18 +89,22 @@ class Int8Result:
 
     def describe(self) -> str:
         f = self.float_export
-        return "\n".join([
-            *(f"note: {n}" for n in f.notes),
-            f"float32 ONNX ({f.exporter}-based exporter, opset {f.opset}) verified against PyTorch: max-abs difference "
-            + ", ".join(f"{d:.1e} at batch {b}" for b, d in f.max_abs_diff.items()) + f" (tolerance {f.tolerance:.1e})",
-            f"calibrated on {self.calibration_images} train images; val top-1 over {self.val_images} images: "
-            f"float32 {self.float_top1:.2%}, int8 {self.int8_top1:.2%} ("
-            + (f"{self.drop:.2f} points lost" if self.drop >= 0 else f"{-self.drop:.2f} points gained")
-            + f"; --max-drop {self.max_drop:g}); same prediction on {self.agreement:.1%}",
-            f"wrote {self.path} (ONNX int8, QDQ, {self.size_bytes / 1e6:.1f} MB, float32 "
-            f"{self.float_size_bytes / 1e6:.1f} MB): {self.model_name}, input 'images' N x 3 x {self.image_size} x "
-            f"{self.image_size} (N dynamic) in {self.seconds:.0f} s",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                *(f"note: {n}" for n in f.notes),
+                f"float32 ONNX ({f.exporter}-based exporter, opset {f.opset}) verified against PyTorch: "
+                "max-abs difference "
+                + ", ".join(f"{d:.1e} at batch {b}" for b, d in f.max_abs_diff.items())
+                + f" (tolerance {f.tolerance:.1e})",
+                f"calibrated on {self.calibration_images} train images; val top-1 over {self.val_images} images: "
+                f"float32 {self.float_top1:.2%}, int8 {self.int8_top1:.2%} ("
+                + (f"{self.drop:.2f} points lost" if self.drop >= 0 else f"{-self.drop:.2f} points gained")
+                + f"; --max-drop {self.max_drop:g}); same prediction on {self.agreement:.1%}",
+                f"wrote {self.path} (ONNX int8, QDQ, {self.size_bytes / 1e6:.1f} MB, float32 "
+                f"{self.float_size_bytes / 1e6:.1f} MB): {self.model_name}, input 'images' N x 3 x {self.image_size} x "
+                f"{self.image_size} (N dynamic) in {self.seconds:.0f} s",
+            ]
+        )
 
 
 @contextmanager
@@ -117,7 +121,10 @@ def _quiet_quantizer() -> Iterator[None]:
 
 
 def quantize_int8(
-    float_path: PathLike, out_path: PathLike, calibration: Iterable[torch.Tensor], progress: bool = False,
+    float_path: PathLike,
+    out_path: PathLike,
+    calibration: Iterable[torch.Tensor],
+    progress: bool = False,
 ) -> int:
     """Quantize the float ONNX file ``float_path`` into ``out_path`` (QDQ, int8 per-channel
     weights, uint8 activations, min/max calibration on the ``calibration`` batches: normalized
@@ -140,8 +147,16 @@ def quantize_int8(
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(tqdm(calibration, desc="calibrate", unit="batch", leave=False,
-                                     disable=not progress or None, dynamic_ncols=True))  # fmt: skip
+            self.batches = iter(
+                tqdm(
+                    calibration,
+                    desc="calibrate",
+                    unit="batch",
+                    leave=False,
+                    disable=not progress or None,
+                    dynamic_ncols=True,
+                )
+            )
 
         def get_next(self) -> Optional[Dict[str, np.ndarray]]:
             batch = next(self.batches, None)
@@ -155,11 +170,16 @@ def quantize_int8(
         quant_pre_process(str(float_path), str(pre))  # shape inference + graph clean-up, as ORT advises
         try:
             quantize_static(
-                str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                str(pre),
+                str(out_path),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},  # float32 logits
-            )  # fmt: skip
+            )
         except ValueError:
             if seen[0] == 0:
                 raise UsageError("INT8 calibration got no images") from None
@@ -172,14 +192,22 @@ def _predict(runner: OnnxClassifier, images: torch.Tensor) -> np.ndarray:
 
 
 def compare_top1(
-    float_runner: OnnxClassifier, int8_runner: OnnxClassifier, validation: Iterable[Tuple[torch.Tensor, torch.Tensor]],
+    float_runner: OnnxClassifier,
+    int8_runner: OnnxClassifier,
+    validation: Iterable[Tuple[torch.Tensor, torch.Tensor]],
     progress: bool = False,
 ) -> Tuple[int, int, int, int]:
     """How many of the labelled images each runner classifies right (float, int8), on how many
     both predict the same class, and how many images there were."""
     correct_f = correct_q = agree = n = 0
-    bar = tqdm(validation, desc="val float32 vs int8", unit="batch", leave=False, disable=not progress or None,
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        validation,
+        desc="val float32 vs int8",
+        unit="batch",
+        leave=False,
+        disable=not progress or None,
+        dynamic_ncols=True,
+    )
     try:
         for images, labels in bar:
             y = np.asarray(labels)
@@ -196,9 +224,15 @@ def compare_top1(
 
 
 def export_onnx_int8(
-    model: nn.Module, path: PathLike, calibration: Batches, validation: LabelledBatches,
-    image_size: Optional[int] = None, max_drop: float = DEFAULT_MAX_DROP, opset: int = DEFAULT_OPSET,
-    exporter: str = "auto", progress: bool = False,
+    model: nn.Module,
+    path: PathLike,
+    calibration: Batches,
+    validation: LabelledBatches,
+    image_size: Optional[int] = None,
+    max_drop: float = DEFAULT_MAX_DROP,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "auto",
+    progress: bool = False,
 ) -> Int8Result:
     """Write ``model`` as an INT8 ONNX file at ``path`` (see the module docstring).
 
@@ -235,25 +269,48 @@ def export_onnx_int8(
             )
         proto = onnx.load(str(int8_path))
         meta = {p.key: p.value for p in onnx.load(str(float_path), load_external_data=False).metadata_props}
-        meta.update(onnx_metadata_props({
-            "quantization": "int8", "calibration_images": n_cal,
-            "val_top1_float32": round(f_top1, 6), "val_top1_int8": round(q_top1, 6),
-        }))  # fmt: skip
+        meta.update(
+            onnx_metadata_props(
+                {
+                    "quantization": "int8",
+                    "calibration_images": n_cal,
+                    "val_top1_float32": round(f_top1, 6),
+                    "val_top1_int8": round(q_top1, 6),
+                }
+            )
+        )
         del proto.metadata_props[:]
         for key, value in meta.items():
             proto.metadata_props.add(key=key, value=value)
         data = proto.SerializeToString()
         float_size = float_path.stat().st_size
     write_bytes(path, data)
-    return Int8Result(path, name, size, len(data), float_size, n_cal, n_val, f_top1, q_top1, agreement,
-                      max_drop, float_export, time.perf_counter() - start)  # fmt: skip
+    return Int8Result(
+        path,
+        name,
+        size,
+        len(data),
+        float_size,
+        n_cal,
+        n_val,
+        f_top1,
+        q_top1,
+        agreement,
+        max_drop,
+        float_export,
+        time.perf_counter() - start,
+    )
 
 
 # --------------------------------------------------------------------------- a prepared folder
 
 
 def prepared_batches(
-    prepared: PathLike, split: str, data_config: Any, batch_size: int, limit: Optional[int] = None,
+    prepared: PathLike,
+    split: str,
+    data_config: Any,
+    batch_size: int,
+    limit: Optional[int] = None,
     classes: Optional[list] = None,
 ) -> Callable[[], Iterable[Tuple[torch.Tensor, torch.Tensor]]]:
     """``(images, labels)`` batches of ``split`` of a prepared folder through the eval transform
@@ -280,9 +337,15 @@ def prepared_batches(
 
 
 def export_int8_from_prepared(
-    model: nn.Module, path: PathLike, prepared: PathLike, calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
-    image_size: Optional[int] = None, max_drop: float = DEFAULT_MAX_DROP, opset: int = DEFAULT_OPSET,
-    exporter: str = "auto", progress: bool = False,
+    model: nn.Module,
+    path: PathLike,
+    prepared: PathLike,
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
+    image_size: Optional[int] = None,
+    max_drop: float = DEFAULT_MAX_DROP,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "auto",
+    progress: bool = False,
 ) -> Int8Result:
     """:func:`export_onnx_int8` calibrated on ``calibration_images`` train images of the
     prepared folder ``prepared`` and checked on its val split, both through the model's eval
@@ -295,12 +358,20 @@ def export_int8_from_prepared(
     cfg = model.data_config
     if image_size is not None and image_size != cfg.input_size:
         if image_size < cfg.min_input_size:
-            raise UsageError(f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, "
-                             f"got {image_size}")  # fmt: skip
+            raise UsageError(
+                f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, got {image_size}"
+            )
         cfg = cfg.with_input_size(image_size)
     train = prepared_batches(prepared, "train", cfg, CALIBRATION_BATCH, calibration_images, classes)
     val = prepared_batches(prepared, "val", cfg, EVAL_BATCH, None, classes)
     return export_onnx_int8(
-        model, path, lambda: (x for x, _ in train()), val, image_size=cfg.input_size, max_drop=max_drop,
-        opset=opset, exporter=exporter, progress=progress,
-    )  # fmt: skip
+        model,
+        path,
+        lambda: (x for x, _ in train()),
+        val,
+        image_size=cfg.input_size,
+        max_drop=max_drop,
+        opset=opset,
+        exporter=exporter,
+        progress=progress,
+    )

@@ -83,7 +83,10 @@ def release_config(model: nn.Module, weights: str, classes: Optional[List[str]] 
 
 
 def write_release(
-    model: nn.Module, out: PathLike, weights: str = "model", state_dict: Optional[Dict[str, torch.Tensor]] = None,
+    model: nn.Module,
+    out: PathLike,
+    weights: str = "model",
+    state_dict: Optional[Dict[str, torch.Tensor]] = None,
     classes: Optional[List[str]] = None,
 ) -> ReleaseResult:
     """Write ``out/model.safetensors`` (``state_dict``, default the model's own) and

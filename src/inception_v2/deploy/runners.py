@@ -71,10 +71,12 @@ class _ExportedClassifier:
         try:
             self.image_size = int(meta["image_size"])
             self.data_config = DataConfig(
-                input_size=self.image_size, resize_size=int(meta.get("resize_size") or self.image_size),
-                min_input_size=self.image_size, mean=tuple(meta.get("mean") or (0.5,) * 3),
+                input_size=self.image_size,
+                resize_size=int(meta.get("resize_size") or self.image_size),
+                min_input_size=self.image_size,
+                mean=tuple(meta.get("mean") or (0.5,) * 3),
                 std=tuple(meta.get("std") or (0.5,) * 3),
-            )  # fmt: skip
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise UsageError(f"{path}: its metadata lacks a valid image_size / resize_size ({e})") from None
         classes = meta.get("classes")

@@ -84,8 +84,7 @@ class _Concat(nn.Module):
     def _check(self, row: InceptionRow, widths: List[int]) -> None:
         if sum(widths) != row.out:
             raise ValueError(
-                f"module {row.name}: branch widths {widths} add up to {sum(widths)}, "
-                f"the table says {row.out}"
+                f"module {row.name}: branch widths {widths} add up to {sum(widths)}, the table says {row.out}"
             )
         self.row = row
         self.out_channels = row.out
@@ -110,9 +109,7 @@ class Inception3x3(_Concat):
         super().__init__()
         assert row.stride == 1, row
         self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
-        self.branch3x3 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 3, padding=1)
-        )
+        self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 3, padding=1))
         self.branch3x3dbl = nn.Sequential(
             ConvBNReLU(in_channels, row.dbl_red, 1),
             ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
@@ -138,9 +135,7 @@ class Inception5x5(_Concat):
         super().__init__()
         assert row.stride == 1, row
         self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
-        self.branch5x5 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 5, padding=2)
-        )
+        self.branch5x5 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 5, padding=2))
         self.branch3x3dbl = nn.Sequential(
             ConvBNReLU(in_channels, row.dbl_red, 1),
             ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
@@ -165,9 +160,7 @@ class GridReduction3x3(_Concat):
 
     branch_names = ("branch3x3", "branch3x3dbl", "branch_pool")
 
-    def __init__(
-        self, row: InceptionRow, in_channels: int, padding: int = 0, ceil_mode: bool = False
-    ) -> None:
+    def __init__(self, row: InceptionRow, in_channels: int, padding: int = 0, ceil_mode: bool = False) -> None:
         super().__init__()
         assert row.stride == 2 and row.n1x1 == 0 and row.proj == 0, row
         if row.red:
@@ -209,7 +202,10 @@ class Inception7x7(_Concat):
     branch_names = ("branch1x1", "branch7x7", "branch7x7dbl", "branch_pool")
 
     def __init__(
-        self, row: InceptionRow, in_channels: int, count_include_pad: bool = False,
+        self,
+        row: InceptionRow,
+        in_channels: int,
+        count_include_pad: bool = False,
         keep_reduction_width: bool = False,
     ) -> None:
         super().__init__()
@@ -279,9 +275,7 @@ class GridReduction7x7x3(_Concat):
     def __init__(self, row: InceptionRow, in_channels: int) -> None:
         super().__init__()
         assert row.stride == 2 and row.n1x1 == 0 and row.proj == 0, row
-        self.branch3x3 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 3, stride=2)
-        )
+        self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 3, stride=2))
         self.branch7x7x3 = nn.Sequential(
             ConvBNReLU(in_channels, row.dbl_red, 1),
             _conv1x7(row.dbl_red, row.dbl),
@@ -323,9 +317,7 @@ class InceptionExpanded(_Concat):
         super().__init__()
         assert row.stride == 1, row
         self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
-        self.branch3x3 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1), _Split1x3_3x1(row.red, row.n)
-        )
+        self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), _Split1x3_3x1(row.red, row.n))
         self.branch3x3dbl = nn.Sequential(
             ConvBNReLU(in_channels, row.dbl_red, 1),
             ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),

@@ -25,17 +25,11 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.input_size < self.min_input_size:
-            raise ValueError(
-                f"input size {self.input_size} is below this model's minimum {self.min_input_size}"
-            )
+            raise ValueError(f"input size {self.input_size} is below this model's minimum {self.min_input_size}")
         if self.resize_size < self.input_size:
-            raise ValueError(
-                f"resize size {self.resize_size} is smaller than the crop {self.input_size}"
-            )
+            raise ValueError(f"resize size {self.resize_size} is smaller than the crop {self.input_size}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(
-                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"
-            )
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
 
     def with_input_size(self, input_size: int, resize_size: Optional[int] = None) -> "DataConfig":
         """The same pipeline at another crop size; the resize keeps its ratio to the crop

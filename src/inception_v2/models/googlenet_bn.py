@@ -83,8 +83,13 @@ def set_bn_eps(model: nn.Module, eps: float) -> None:
 
 @register_model("googlenet_bn", DATA_CONFIG)
 def googlenet_bn(
-    num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.4,
-    aux_dropout: float = 0.7, bn_eps: float = BN_EPS, count_include_pad: bool = False,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    aux_logits: bool = True,
+    dropout: float = 0.4,
+    aux_dropout: float = 0.7,
+    bn_eps: float = BN_EPS,
+    count_include_pad: bool = False,
     input_space: Optional[str] = None,
 ) -> StagedClassifier:
     """BN-Inception with GoogLeNet's two auxiliary heads (after 4a and 4d) and its 40% dropout.
@@ -98,8 +103,17 @@ def googlenet_bn(
         aux = make_aux_heads("fc", after, num_classes, grid=AUX_GRID, dropout=aux_dropout)
     options = {"bn_eps": bn_eps, "count_include_pad": count_include_pad, "input_space": input_space}
     model = StagedClassifier(
-        "googlenet_bn", stages, MODULES[-1].out, num_classes, dropout, aux, DATA_CONFIG,
-        feature_points=FEATURES, in_chans=in_chans, input_space=input_space, arch_options=options,
+        "googlenet_bn",
+        stages,
+        MODULES[-1].out,
+        num_classes,
+        dropout,
+        aux,
+        DATA_CONFIG,
+        feature_points=FEATURES,
+        in_chans=in_chans,
+        input_space=input_space,
+        arch_options=options,
     )
     set_bn_eps(model, bn_eps)
     return model

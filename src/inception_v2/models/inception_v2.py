@@ -85,22 +85,38 @@ def build_stages(modules=MODULES, in_chans: int = 3) -> "OrderedDict[str, nn.Mod
 
 
 def _inception(
-    name: str, num_classes: int, in_chans: int, aux_logits: bool, dropout: float, aux_dropout: float,
+    name: str,
+    num_classes: int,
+    in_chans: int,
+    aux_logits: bool,
+    dropout: float,
+    aux_dropout: float,
     bn_aux: bool,
 ) -> StagedClassifier:
     aux = {}
     if aux_logits:
-        aux = make_aux_heads("fc", [(AUX_AFTER, 768)], num_classes, grid=AUX_GRID, dropout=aux_dropout,
-                             batch_norm=bn_aux)  # fmt: skip
+        aux = make_aux_heads(
+            "fc", [(AUX_AFTER, 768)], num_classes, grid=AUX_GRID, dropout=aux_dropout, batch_norm=bn_aux
+        )
     return StagedClassifier(
-        name, build_stages(in_chans=in_chans), MODULES[-1].out, num_classes, dropout, aux, DATA_CONFIG,
-        feature_points=FEATURES, in_chans=in_chans,
+        name,
+        build_stages(in_chans=in_chans),
+        MODULES[-1].out,
+        num_classes,
+        dropout,
+        aux,
+        DATA_CONFIG,
+        feature_points=FEATURES,
+        in_chans=in_chans,
     )
 
 
 @register_model("inception_v2", DATA_CONFIG)
 def inception_v2(
-    num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    aux_logits: bool = True,
+    dropout: float = 0.5,
     aux_dropout: float = 0.7,
 ) -> StagedClassifier:
     """Inception-v2 (Table 1) with the plain auxiliary classifier on 5d's output."""
@@ -109,7 +125,10 @@ def inception_v2(
 
 @register_model("inception_v3", DATA_CONFIG)
 def inception_v3(
-    num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    aux_logits: bool = True,
+    dropout: float = 0.5,
     aux_dropout: float = 0.7,
 ) -> StagedClassifier:
     """Inception-v3 (Table 3, last row): Inception-v2 with the BN-auxiliary classifier

@@ -104,13 +104,23 @@ def build_stages(modules=MODULES, in_chans: int = 3) -> "OrderedDict[str, nn.Mod
 
 @register_model("inception_v3_tv", DATA_CONFIG)
 def inception_v3_tv(
-    num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    aux_logits: bool = True,
+    dropout: float = 0.5,
 ) -> StagedClassifier:
     """The released Inception-v3 graph (torchvision's ``inception_v3``), with its auxiliary head
     on ``Mixed_6e``; ``pretrained=True`` loads torchvision's ImageNet weights."""
     stages = build_stages(in_chans=in_chans)
     aux = make_aux_heads("conv", [(AUX_AFTER, 768)], num_classes) if aux_logits else {}
     return StagedClassifier(
-        "inception_v3_tv", stages, MODULES[-1].out, num_classes, dropout, aux, DATA_CONFIG,
-        feature_points=FEATURES, in_chans=in_chans,
+        "inception_v3_tv",
+        stages,
+        MODULES[-1].out,
+        num_classes,
+        dropout,
+        aux,
+        DATA_CONFIG,
+        feature_points=FEATURES,
+        in_chans=in_chans,
     )

@@ -21,7 +21,11 @@ class ConvBNReLU(nn.Sequential):
     ("all convolutions are batch-normalized", Szegedy et al. 2015, section 2 and Table 1)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: Size2, stride: Size2 = 1,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Size2,
+        stride: Size2 = 1,
         padding: Size2 = 0,
     ) -> None:
         super().__init__(
@@ -65,8 +69,7 @@ def check_input(x: torch.Tensor, in_chans: int, min_size: int, model_name: str) 
         )
     if x.shape[2] < min_size or x.shape[3] < min_size:
         raise ValueError(
-            f"{model_name} needs inputs of at least {min_size}x{min_size} pixels, "
-            f"got {x.shape[2]}x{x.shape[3]}"
+            f"{model_name} needs inputs of at least {min_size}x{min_size} pixels, got {x.shape[2]}x{x.shape[3]}"
         )
 
 
@@ -140,7 +143,11 @@ class AuxHead(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, num_classes: int, grid: int, dropout: float,
+        self,
+        in_channels: int,
+        num_classes: int,
+        grid: int,
+        dropout: float,
         batch_norm: bool = False,
     ) -> None:
         super().__init__()

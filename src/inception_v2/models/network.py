@@ -73,9 +73,11 @@ def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
     (``torch.utils.checkpoint``, non-reentrant). The gradients are the same; so are the
     BatchNorm running statistics, which the recomputation does not update again."""
     return checkpoint(
-        stage, x, use_reentrant=False,
+        stage,
+        x,
+        use_reentrant=False,
         context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_stats(stage)),
-    )  # fmt: skip
+    )
 
 
 def _first_conv_name(module: nn.Module) -> str:
@@ -235,7 +237,7 @@ class FeatureListNet(nn.Module):
             raise ValueError(f"out_indices {list(out_indices or [])} repeats a feature map")
         indices = sorted(indices)
         names = [name for name, _ in model.features.named_children()]
-        wanted = [names.index(model.feature_info[i]["module"][len("features."):]) for i in indices]
+        wanted = [names.index(model.feature_info[i]["module"][len("features.") :]) for i in indices]
         self.name = model.name
         self.data_config = model.data_config
         self.in_chans = model.in_chans

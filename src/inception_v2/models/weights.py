@@ -184,16 +184,20 @@ RELEASES: Dict[str, Release] = {
     r.name: r
     for r in (
         Release(
-            model="googlenet_bn", tag="caffe_in1k",
+            model="googlenet_bn",
+            tag="caffe_in1k",
             url="http://data.lip6.fr/cadene/pretrainedmodels/bn_inception-52deb4733.pth",
-            convert=convert_bninception, detect_key="conv1_7x7_s2.weight",
+            convert=convert_bninception,
+            detect_key="conv1_7x7_s2.weight",
             description="BN-Inception ImageNet-1k weights (the Caffe model, as ported by pretrainedmodels)",
             arch_options={"bn_eps": 1e-5, "count_include_pad": True, "input_space": "caffe_bgr"},
         ),
         Release(
-            model="inception_v3_tv", tag="tv_in1k",
+            model="inception_v3_tv",
+            tag="tv_in1k",
             url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
-            convert=convert_torchvision_inception_v3, detect_key="Conv2d_1a_3x3.conv.weight",
+            convert=convert_torchvision_inception_v3,
+            detect_key="Conv2d_1a_3x3.conv.weight",
             description="Inception-v3 ImageNet-1k weights (torchvision's IMAGENET1K_V1, from TensorFlow)",
         ),
     )
@@ -279,8 +283,7 @@ def resolve_pretrained(model: str, pretrained: Any) -> Pretrained:
             )
     if not isinstance(pretrained, (str, os.PathLike)):
         raise UsageError(
-            "pretrained must be True, a release name, a path or a state dict, "
-            f"not a {type(pretrained).__name__}"
+            f"pretrained must be True, a release name, a path or a state dict, not a {type(pretrained).__name__}"
         )
     from inception_v2.deploy.load import read_pretrained  # reads checkpoints and release folders
 
@@ -324,9 +327,7 @@ def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
     return weight.repeat(1, repeat, 1, 1)[:, :in_chans] * (weight.shape[1] / in_chans)
 
 
-def load_pretrained(
-    model: nn.Module, weights: StateDict, source: str, note: Callable[[str], None] = _note
-) -> None:
+def load_pretrained(model: nn.Module, weights: StateDict, source: str, note: Callable[[str], None] = _note) -> None:
     """Load ``weights`` into ``model`` (built with the wanted class count and input channels).
 
     When the classifier shapes differ, the classifier layers keep their fresh initialization
@@ -340,8 +341,10 @@ def load_pretrained(
     first = f"{getattr(model, 'first_conv', '')}.weight"
     if first in weights and first in own and weights[first].shape[1] != own[first].shape[1]:
         if weights[first].shape[1] != 3:
-            raise UsageError(f"{source}: the first convolution takes {weights[first].shape[1]} channels, "
-                             f"the model {own[first].shape[1]}; only 3-channel weights are adapted")  # fmt: skip
+            raise UsageError(
+                f"{source}: the first convolution takes {weights[first].shape[1]} channels, "
+                f"the model {own[first].shape[1]}; only 3-channel weights are adapted"
+            )
         weights[first] = adapt_input_conv(own[first].shape[1], weights[first])
     heads = set(classifier_keys(model))
     if any(k in weights and weights[k].shape != own[k].shape for k in heads):
@@ -368,6 +371,7 @@ def load_pretrained(
             detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if shapes:
             detail.append(f"{len(shapes)} of another shape (e.g. {shapes[0]})")
-        raise UsageError(f"{source}: the weights do not fit {getattr(model, 'name', type(model).__name__)}: "
-                         + "; ".join(detail))  # fmt: skip
+        raise UsageError(
+            f"{source}: the weights do not fit {getattr(model, 'name', type(model).__name__)}: " + "; ".join(detail)
+        )
     model.load_state_dict(weights, strict=False)

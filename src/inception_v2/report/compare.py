@@ -63,8 +63,19 @@ def load_run(path: Path) -> Run:
     if not history:
         raise UsageError(f"{path / 'metrics.csv'} has no epochs")
     summary = files["summary.json"]
-    missing = [k for k in ("best_val_acc1", "test_acc1_at_best_val", "final_test_acc1", "best_test_acc1",
-                           "train_time_s", "params", "macs") if k not in summary]  # fmt: skip
+    missing = [
+        k
+        for k in (
+            "best_val_acc1",
+            "test_acc1_at_best_val",
+            "final_test_acc1",
+            "best_test_acc1",
+            "train_time_s",
+            "params",
+            "macs",
+        )
+        if k not in summary
+    ]
     if missing:
         raise UsageError(f"{path / 'summary.json'} lacks {', '.join(missing)}")
     return Run(path.name, path, files["config.json"], summary, history)
@@ -100,16 +111,34 @@ def comparison_rows(runs: Sequence[Run]) -> List[Dict[str, Any]]:
 
 def comparison_table(rows: Sequence[Dict[str, Any]]) -> str:
     """The markdown table (accuracies as percentages for reading; the JSON keeps fractions)."""
-    header = ("run", "model", "epochs", "input", "best val top-1", "test top-1 at best val",
-              "final test top-1", "best test top-1 (source-style)", "train time", "params", "mult-adds")  # fmt: skip
+    header = (
+        "run",
+        "model",
+        "epochs",
+        "input",
+        "best val top-1",
+        "test top-1 at best val",
+        "final test top-1",
+        "best test top-1 (source-style)",
+        "train time",
+        "params",
+        "mult-adds",
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
         cells = (
-            r["run"], r["model"], str(r["epochs"]), f"{r['image_size']}px",
-            f"{_pct(r['best_val_acc1'])} (epoch {r['best_epoch']})", _pct(r["test_acc1_at_best_val"]),
-            _pct(r["final_test_acc1"]), _pct(r["best_test_acc1"]), f"{r['train_time_s'] / 60:.1f} min",
-            f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e9:.3f} G",
-        )  # fmt: skip
+            r["run"],
+            r["model"],
+            str(r["epochs"]),
+            f"{r['image_size']}px",
+            f"{_pct(r['best_val_acc1'])} (epoch {r['best_epoch']})",
+            _pct(r["test_acc1_at_best_val"]),
+            _pct(r["final_test_acc1"]),
+            _pct(r["best_test_acc1"]),
+            f"{r['train_time_s'] / 60:.1f} min",
+            f"{r['params'] / 1e6:.2f} M",
+            f"{r['macs'] / 1e9:.3f} G",
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -139,16 +168,23 @@ def compare(run_dirs: Sequence[Path], out: Path) -> Dict[str, Any]:
     out = Path(out)
     rows = comparison_rows(runs)
     table = comparison_table(rows)
-    markdown = "\n".join([
-        "# Comparison", "",
-        "Honest figures: *best val top-1* selects the checkpoint; *test top-1 at best val* is the test "
-        "accuracy of that epoch; *final* is the last epoch's. *Best test top-1 (source-style)* is the "
-        "maximum test accuracy over epochs, the way the source reported its results (selected on the "
-        "test set, hence optimistic); it is here only for comparison with the source.", "",
-        table, "",
-        "The source's reported results (100 epochs on PASCAL VOC 07+12 crops, SPEC.md section 4):", "",
-        source_table(), "",
-    ])  # fmt: skip
+    markdown = "\n".join(
+        [
+            "# Comparison",
+            "",
+            "Honest figures: *best val top-1* selects the checkpoint; *test top-1 at best val* is the test "
+            "accuracy of that epoch; *final* is the last epoch's. *Best test top-1 (source-style)* is the "
+            "maximum test accuracy over epochs, the way the source reported its results (selected on the "
+            "test set, hence optimistic); it is here only for comparison with the source.",
+            "",
+            table,
+            "",
+            "The source's reported results (100 epochs on PASCAL VOC 07+12 crops, SPEC.md section 4):",
+            "",
+            source_table(),
+            "",
+        ]
+    )
     figures = [plot_curves(r, out / f"curves-{r.name}.png") for r in runs]
     figures.append(plot_test_accuracy(runs, out / "test-acc1.png"))
     write_text(out / "comparison.md", markdown)

@@ -6,8 +6,8 @@ accuracy of every class and a gallery of the most confident mistakes."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import matplotlib
@@ -42,8 +42,9 @@ def plot_curves(run: "Run", path: Path) -> Path:
         ax_acc.axvline(best, color="grey", lw=0.8, ls="-.", label=f"best val (epoch {best})")
     ax_loss.set(title=f"{run.name}: loss", xlabel="epoch", ylabel="cross-entropy")
     ax_acc.set(title=f"{run.name}: top-1 accuracy", xlabel="epoch", ylabel="%")
-    ax_loss.text(0.01, 0.01, "train loss includes aux heads and smoothing", transform=ax_loss.transAxes,
-                 fontsize=7, color="grey")  # fmt: skip
+    ax_loss.text(
+        0.01, 0.01, "train loss includes aux heads and smoothing", transform=ax_loss.transAxes, fontsize=7, color="grey"
+    )
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -55,7 +56,9 @@ def plot_test_accuracy(runs: Sequence["Run"], path: Path) -> Path:
     """Test top-1 per epoch of every run on one plot."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in runs:
-        ax.plot([r["epoch"] for r in run.history], [100 * r["test_acc1"] for r in run.history], marker=".", label=run.name)
+        ax.plot(
+            [r["epoch"] for r in run.history], [100 * r["test_acc1"] for r in run.history], marker=".", label=run.name
+        )
     ax.set(title="test top-1 accuracy", xlabel="epoch", ylabel="%")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -76,15 +79,26 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     for i in range(n):
         for j in range(n):
             if rows[i][j]:
-                ax.text(j, i, f"{int(rows[i][j])}", ha="center", va="center", fontsize=6,
-                        color="white" if norm[i][j] > 0.5 else "black")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    f"{int(rows[i][j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if norm[i][j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
     _save_png(fig, path)
     return path
 
 
 def plot_per_class_accuracy(
-    classes: Sequence[str], accuracies: Sequence[Optional[float]], counts: Sequence[int], path: Path, title: str,
+    classes: Sequence[str],
+    accuracies: Sequence[Optional[float]],
+    counts: Sequence[int],
+    path: Path,
+    title: str,
     overall: Optional[float] = None,
 ) -> Path:
     """Top-1 accuracy of every class (a fraction, or None / NaN for a class without images) as
@@ -96,8 +110,9 @@ def plot_per_class_accuracy(
     ys = list(range(n))
     ax.barh(ys, [v or 0.0 for v in values], color=["tab:blue" if v is not None else "lightgrey" for v in values])
     for y, v, c in zip(ys, values, counts):
-        ax.text(min(v or 0.0, 100) + 1, y, f"{v:.0f}% of {c}" if v is not None else "no images",
-                va="center", fontsize=7)  # fmt: skip
+        ax.text(
+            min(v or 0.0, 100) + 1, y, f"{v:.0f}% of {c}" if v is not None else "no images", va="center", fontsize=7
+        )
     if overall is not None:
         ax.axvline(100 * overall, color="grey", ls="--", lw=0.8, label=f"top-1 {overall:.1%}")
         ax.legend(loc="lower right", fontsize=7)
@@ -109,8 +124,9 @@ def plot_per_class_accuracy(
     return path
 
 
-def plot_mistakes(images: Sequence["np.ndarray"], captions: Sequence[str], path: Path, title: str,
-                  columns: int = 4) -> Path:  # fmt: skip
+def plot_mistakes(
+    images: Sequence["np.ndarray"], captions: Sequence[str], path: Path, title: str, columns: int = 4
+) -> Path:
     """A gallery: each image (``H x W x 3`` uint8) with its caption (e.g. true and predicted
     class and the confidence), row by row; a figure saying so when there are none."""
     n = len(images)

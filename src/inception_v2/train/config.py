@@ -103,34 +103,65 @@ class TrainConfig:
 
     # run
     model: str = _opt(MISSING, "run", "the model to train (`inception-v2 summary --help` lists them)", metavar="NAME")
-    data: str = _opt(MISSING, "run", "a prepared directory (inception-v2 prepare), or a VOC root, prepared first "
-                     "into a cache", metavar="DIR")  # fmt: skip
+    data: str = _opt(
+        MISSING,
+        "run",
+        "a prepared directory (inception-v2 prepare), or a VOC root, prepared first into a cache",
+        metavar="DIR",
+    )
     out: str = _opt(MISSING, "run", "the run directory", metavar="RUN_DIR")
-    recipe: str = _opt("seed", "run", "named preset of the options below: seed (the source's Adam recipe) or paper "
-                       "(RMSProp with momentum, weight decay, LSR, clipping, EMA); every option overrides it",
-                       choices=tuple(RECIPES))  # fmt: skip
+    recipe: str = _opt(
+        "seed",
+        "run",
+        "named preset of the options below: seed (the source's Adam recipe) or paper "
+        "(RMSProp with momentum, weight decay, LSR, clipping, EMA); every option overrides it",
+        choices=tuple(RECIPES),
+    )
     epochs: int = _opt(100, "run", "epochs to train")
-    batch_size: int = _opt(128, "run", "images per process and forward pass; the global batch is this x "
-                           "grad_accum_steps x processes")  # fmt: skip
+    batch_size: int = _opt(
+        128, "run", "images per process and forward pass; the global batch is this x grad_accum_steps x processes"
+    )
     seed: int = _opt(0, "run", "random seed (initial weights, shuffling, augmentation, dropout)")
     # optimisation
-    optimizer: str = _opt("adam", "optimization", "adam, adamw (decoupled weight decay), sgd or rmsprop-tf "
-                          "(RMSProp as TensorFlow: epsilon inside the square root)", choices=OPTIMIZERS)  # fmt: skip
-    lr: float = _opt(1e-3, "optimization", "learning rate; the paper recipe's is per 32 images and scales with the "
-                     "batch unless given")  # fmt: skip
+    optimizer: str = _opt(
+        "adam",
+        "optimization",
+        "adam, adamw (decoupled weight decay), sgd or rmsprop-tf "
+        "(RMSProp as TensorFlow: epsilon inside the square root)",
+        choices=OPTIMIZERS,
+    )
+    lr: float = _opt(
+        1e-3,
+        "optimization",
+        "learning rate; the paper recipe's is per 32 images and scales with the batch unless given",
+    )
     momentum: float = _opt(0.9, "optimization", "momentum of sgd and rmsprop-tf; beta1 of adam and adamw")
     nesterov: bool = _opt(False, "optimization", "Nesterov momentum (sgd)")
-    weight_decay: float = _opt(0.0, "optimization", "L2 penalty on convolution and linear weights, never on "
-                               "BatchNorm parameters or biases (adamw: decoupled)")  # fmt: skip
+    weight_decay: float = _opt(
+        0.0,
+        "optimization",
+        "L2 penalty on convolution and linear weights, never on BatchNorm parameters or biases (adamw: decoupled)",
+    )
     grad_clip_norm: Optional[float] = _opt(None, "optimization", "clip the global gradient norm to this")
-    grad_accum_steps: int = _opt(1, "optimization", "accumulate the gradients of this many batches per step: the "
-                                 "result of a batch this many times larger (up to BatchNorm statistics)")  # fmt: skip
-    ema_decay: Optional[float] = _opt(None, "optimization", "evaluate, select and deploy an exponential moving "
-                                      "average of the weights with this decay per step")  # fmt: skip
+    grad_accum_steps: int = _opt(
+        1,
+        "optimization",
+        "accumulate the gradients of this many batches per step: the "
+        "result of a batch this many times larger (up to BatchNorm statistics)",
+    )
+    ema_decay: Optional[float] = _opt(
+        None,
+        "optimization",
+        "evaluate, select and deploy an exponential moving average of the weights with this decay per step",
+    )
     # schedule
-    lr_schedule: str = _opt("step", "schedule", "step: x lr_decay every lr_step_epochs epochs; exponential: the "
-                            "same rate, smoothly per step; cosine: down to min_lr at the last step",
-                            choices=LR_SCHEDULES)  # fmt: skip
+    lr_schedule: str = _opt(
+        "step",
+        "schedule",
+        "step: x lr_decay every lr_step_epochs epochs; exponential: the "
+        "same rate, smoothly per step; cosine: down to min_lr at the last step",
+        choices=LR_SCHEDULES,
+    )
     lr_step_epochs: int = _opt(8, "schedule", "epochs per lr_decay (step and exponential schedules)")
     lr_decay: float = _opt(0.96, "schedule", "lr factor per lr_step_epochs, in (0, 1]")
     warmup_epochs: float = _opt(0.0, "schedule", "linear warm-up from lr/steps to lr over this many epochs, per step")
@@ -140,41 +171,66 @@ class TrainConfig:
     aux_weight: float = _opt(0.3, "loss", "weight of each auxiliary head's loss (0 trains without the heads)")
     dropout: Optional[float] = _opt(None, "loss", "dropout before the classifier (default: the model's)")
     # augmentation (torchvision.transforms.v2)
-    auto_augment: str = _opt("none", "augmentation", "automatic augmentation policy after the random crop and flip",
-                             choices=AUTO_AUGMENTS)  # fmt: skip
-    random_erasing: float = _opt(0.0, "augmentation", "probability of erasing a random rectangle of each "
-                                 "training image (filled with the mean colour)")  # fmt: skip
-    mixup: float = _opt(0.0, "augmentation", "MixUp alpha (0 = off): blend pairs of images of a batch and their "
-                        "labels")  # fmt: skip
-    cutmix: float = _opt(0.0, "augmentation", "CutMix alpha (0 = off): paste a box of another image of the batch; "
-                         "with mixup, one of the two per batch")  # fmt: skip
+    auto_augment: str = _opt(
+        "none", "augmentation", "automatic augmentation policy after the random crop and flip", choices=AUTO_AUGMENTS
+    )
+    random_erasing: float = _opt(
+        0.0,
+        "augmentation",
+        "probability of erasing a random rectangle of each training image (filled with the mean colour)",
+    )
+    mixup: float = _opt(0.0, "augmentation", "MixUp alpha (0 = off): blend pairs of images of a batch and their labels")
+    cutmix: float = _opt(
+        0.0,
+        "augmentation",
+        "CutMix alpha (0 = off): paste a box of another image of the batch; with mixup, one of the two per batch",
+    )
     # fine-tuning
-    pretrained: Optional[str] = _opt(None, "fine-tuning", "initialize from these weights (a checkpoint, a "
-                                     ".safetensors file, a release folder or name); the classifiers are "
-                                     "re-initialized for the data's classes", metavar="PATH")  # fmt: skip
-    freeze_features: bool = _opt(False, "fine-tuning", "train only the classifier head(s): the feature layers keep "
-                                 "their weights and BatchNorm statistics")  # fmt: skip
+    pretrained: Optional[str] = _opt(
+        None,
+        "fine-tuning",
+        "initialize from these weights (a checkpoint, a "
+        ".safetensors file, a release folder or name); the classifiers are "
+        "re-initialized for the data's classes",
+        metavar="PATH",
+    )
+    freeze_features: bool = _opt(
+        False,
+        "fine-tuning",
+        "train only the classifier head(s): the feature layers keep their weights and BatchNorm statistics",
+    )
     head_lr: Optional[float] = _opt(None, "fine-tuning", "learning rate of the classifier head(s) (default: lr)")
     # data
     image_size: Optional[int] = _opt(None, "data", "crop side (default: the model's, 299 or 224)")
     resize_size: Optional[int] = _opt(None, "data", "shorter side before the crop (default keeps the model's ratio)")
-    val_fraction: Optional[float] = _opt(None, "data", "must match the prepared directory's; with a VOC root, the "
-                                         "share of trainval held out as val (0.05)")  # fmt: skip
+    val_fraction: Optional[float] = _opt(
+        None,
+        "data",
+        "must match the prepared directory's; with a VOC root, the share of trainval held out as val (0.05)",
+    )
     cache_dir: Optional[str] = _opt(None, "data", "where a VOC root given as data is prepared", metavar="DIR")
-    workers: Optional[int] = _opt(None, "data", "data-loading processes per training process (default: the CPUs "
-                                  "per process - 1, at most 8)")  # fmt: skip
+    workers: Optional[int] = _opt(
+        None, "data", "data-loading processes per training process (default: the CPUs per process - 1, at most 8)"
+    )
     # hardware
     device: str = _opt("auto", "hardware", "auto (CUDA when available), cpu, cuda or cuda:N")
     amp: Optional[bool] = _opt(None, "hardware", "autocast (default: on for CUDA, off for CPU)")
     amp_dtype: str = _opt("bf16", "hardware", "autocast type; fp16 uses a gradient scaler", choices=AMP_DTYPES)
     channels_last: Optional[bool] = _opt(None, "hardware", "channels_last memory format (default: on for CUDA)")
     compile: bool = _opt(False, "hardware", "torch.compile the training forward")
-    compile_backend: str = _opt("inductor", "hardware", "torch.compile backend (inductor; aot_eager compiles fast "
-                                "and checks the graph capture only)")  # fmt: skip
+    compile_backend: str = _opt(
+        "inductor",
+        "hardware",
+        "torch.compile backend (inductor; aot_eager compiles fast and checks the graph capture only)",
+    )
     sync_bn: bool = _opt(False, "hardware", "SyncBatchNorm under DDP (CUDA)")
     # logging
-    tensorboard: bool = _opt(False, "logging", "write TensorBoard event files in the run directory (needs the "
-                             "tensorboard package: pip install 'inception-v2[tensorboard]')")  # fmt: skip
+    tensorboard: bool = _opt(
+        False,
+        "logging",
+        "write TensorBoard event files in the run directory (needs the "
+        "tensorboard package: pip install 'inception-v2[tensorboard]')",
+    )
     log_every: int = _opt(20, "logging", "steps between loss checks, progress-bar updates and TensorBoard points")
 
     def __post_init__(self) -> None:
@@ -193,8 +249,9 @@ class TrainConfig:
                 raise bad(name, f"{what}, got {getattr(self, name)!r}")
 
         if self.model not in list_models():
-            raise UsageError(f"training config: unknown model {self.model!r} (--model); "
-                             f"available models: {', '.join(list_models())}")
+            raise UsageError(
+                f"training config: unknown model {self.model!r} (--model); available models: {', '.join(list_models())}"
+            )
         for f in fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
@@ -203,8 +260,10 @@ class TrainConfig:
             must(bool(getattr(self, name)), name, "must be given")
         must(self.epochs >= 1, "epochs", "must be >= 1")
         if (self.mixup > 0 or self.cutmix > 0) and self.batch_size < 2:
-            raise bad("batch_size", f"must be >= 2 with mixup or cutmix (they mix the images of a batch), "
-                      f"got {self.batch_size}")  # fmt: skip
+            raise bad(
+                "batch_size",
+                f"must be >= 2 with mixup or cutmix (they mix the images of a batch), got {self.batch_size}",
+            )
         must(self.batch_size >= 2, "batch_size", "must be >= 2 (BatchNorm needs two samples)")
         must(self.lr > 0, "lr", "must be > 0")
         must(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
@@ -229,8 +288,11 @@ class TrainConfig:
         must(self.head_lr is None or self.head_lr > 0, "head_lr", "must be > 0")
         must(self.val_fraction is None or 0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
         must(self.workers is None or self.workers >= 0, "workers", "must be >= 0")
-        must(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
-             "must be auto, cpu, cuda or cuda:N")  # fmt: skip
+        must(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+            "device",
+            "must be auto, cpu, cuda or cuda:N",
+        )
         must(bool(self.compile_backend), "compile_backend", "must be given")
         must(self.log_every >= 1, "log_every", "must be >= 1")
         cfg = get_data_config(self.model)

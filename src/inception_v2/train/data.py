@@ -149,8 +149,15 @@ class RunData:
 
 
 def build_data(
-    prepared: Path, data_cfg: DataConfig, batch_size: int, workers: int, seed: int,
-    info: DistInfo, device: torch.device, auto_augment: str = "none", random_erasing: float = 0.0,
+    prepared: Path,
+    data_cfg: DataConfig,
+    batch_size: int,
+    workers: int,
+    seed: int,
+    info: DistInfo,
+    device: torch.device,
+    auto_augment: str = "none",
+    random_erasing: float = 0.0,
 ) -> RunData:
     """Datasets and loaders of the three splits; :class:`UsageError` for an empty train or val
     split or a train split smaller than one global batch (the test split may be empty).
@@ -177,17 +184,35 @@ def build_data(
     # Workers restart every epoch (persistent_workers=False) so that their random streams,
     # seeded from the loader's generator, depend only on (seed, epoch): resuming is exact.
     train_loader = make_loader(
-        train, batch_size, shuffle=False, workers=workers, drop_last=True, sampler=sampler,
-        pin_memory=pin, persistent_workers=False, seed=seed,
-    )  # fmt: skip
+        train,
+        batch_size,
+        shuffle=False,
+        workers=workers,
+        drop_last=True,
+        sampler=sampler,
+        pin_memory=pin,
+        persistent_workers=False,
+        seed=seed,
+    )
 
     def eval_loader(ds: PreparedDataset) -> DataLoader:
         return make_loader(
-            ds, batch_size, shuffle=False, workers=workers, sampler=ShardSampler(ds, info), pin_memory=pin,
+            ds,
+            batch_size,
+            shuffle=False,
+            workers=workers,
+            sampler=ShardSampler(ds, info),
+            pin_memory=pin,
         )
 
     return RunData(
-        prepared=prepared, classes=list(train.classes), train=train, val=val, test=test,
-        train_sampler=sampler, train_loader=train_loader,
-        val_loader=eval_loader(val), test_loader=eval_loader(test),
-    )  # fmt: skip
+        prepared=prepared,
+        classes=list(train.classes),
+        train=train,
+        val=val,
+        test=test,
+        train_sampler=sampler,
+        train_loader=train_loader,
+        val_loader=eval_loader(val),
+        test_loader=eval_loader(test),
+    )

@@ -59,7 +59,10 @@ class NonFiniteLossError(CheckFailedError):
 
 
 def _to_device(
-    x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    device: torch.device,
+    channels_last: bool,
     data_cfg: Optional[DataConfig] = None,
 ):
     x = x.to(device, non_blocking=True)
@@ -135,11 +138,19 @@ def train_one_epoch(
     world = torch.distributed.get_world_size() if dist_utils.is_initialized() else 1
     steps_in_epoch = len(loader) // accum_steps
     if steps_in_epoch == 0:
-        raise UsageError(f"the train loader yields {len(loader)} batches, fewer than one step of "
-                         f"{accum_steps} (--grad-accum-steps)")  # fmt: skip
+        raise UsageError(
+            f"the train loader yields {len(loader)} batches, fewer than one step of {accum_steps} (--grad-accum-steps)"
+        )
     batches = steps_in_epoch * accum_steps
-    bar = tqdm(loader, desc=f"epoch {epoch + 1} train", unit="batch", leave=False, total=batches,
-               disable=not progress or None, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1} train",
+        unit="batch",
+        leave=False,
+        total=batches,
+        disable=not progress or None,
+        dynamic_ncols=True,
+    )
     start = time.perf_counter()
     step, logged, logged_at = 0, torch.zeros(2, dtype=torch.float64, device=device), start
     for i, (x, y) in enumerate(bar):
@@ -185,11 +196,16 @@ def train_one_epoch(
             now = time.perf_counter()
             window = sums[[0, 2]] - logged
             if on_log is not None:
-                on_log(step_offset + step, window[0].item() / window[1].item(), lr,
-                       window[1].item() * world / max(now - logged_at, 1e-9))  # fmt: skip
+                on_log(
+                    step_offset + step,
+                    window[0].item() / window[1].item(),
+                    lr,
+                    window[1].item() * world / max(now - logged_at, 1e-9),
+                )
             logged, logged_at = sums[[0, 2]].clone(), now
-            bar.set_postfix(loss=f"{sums[0].item() / sums[2].item():.4f}",
-                            img_s=f"{sums[2].item() * world / (now - start):.0f}")  # fmt: skip
+            bar.set_postfix(
+                loss=f"{sums[0].item() / sums[2].item():.4f}", img_s=f"{sums[2].item() * world / (now - start):.0f}"
+            )
         if step == steps_in_epoch:
             break
     bar.close()
@@ -269,10 +285,14 @@ def evaluate(
                         logits = (logits + model(torch.flip(x, dims=[3]))) / 2
                 logits = logits.float()
                 top1, top5 = topk_correct(logits, y, (1, 5))
-                sums += torch.stack([
-                    F.cross_entropy(logits, y, reduction="sum").double(), top1.double(), top5.double(),
-                    torch.tensor(float(y.shape[0]), dtype=torch.float64, device=device),
-                ])  # fmt: skip
+                sums += torch.stack(
+                    [
+                        F.cross_entropy(logits, y, reduction="sum").double(),
+                        top1.double(),
+                        top5.double(),
+                        torch.tensor(float(y.shape[0]), dtype=torch.float64, device=device),
+                    ]
+                )
                 cm += confusion_matrix(logits.argmax(dim=1), y, num_classes)
     finally:
         bar.close()
@@ -387,8 +407,15 @@ def _own_run_dir(stack: contextlib.ExitStack, out: Path, wait_s: float = 0.0) ->
         tmp.unlink(missing_ok=True)
 
 
-def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torch.device,
-         log: Callable[[str], None], progress: bool, stack: contextlib.ExitStack) -> Dict[str, Any]:  # fmt: skip
+def _fit(
+    cfg: TrainConfig,
+    resume: bool,
+    info: dist_utils.DistInfo,
+    device: torch.device,
+    log: Callable[[str], None],
+    progress: bool,
+    stack: contextlib.ExitStack,
+) -> Dict[str, Any]:
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if cfg.sync_bn and device.type != "cuda":
@@ -416,8 +443,17 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     # -- data
     prepared = resolve_prepared(cfg.data, cfg.out, cfg.val_fraction, cfg.cache_dir, log)
     data_cfg = cfg.data_config()
-    data = build_data(prepared, data_cfg, cfg.batch_size, cfg.num_workers(), cfg.seed, info, device,
-                      auto_augment=cfg.auto_augment, random_erasing=cfg.random_erasing)  # fmt: skip
+    data = build_data(
+        prepared,
+        data_cfg,
+        cfg.batch_size,
+        cfg.num_workers(),
+        cfg.seed,
+        info,
+        device,
+        auto_augment=cfg.auto_augment,
+        random_erasing=cfg.random_erasing,
+    )
     num_classes = len(data.classes)
     steps_per_epoch = len(data.train_loader) // cfg.grad_accum_steps
     if steps_per_epoch == 0:
@@ -437,8 +473,9 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     # a resumed run takes every weight from last.pt: the pretrained file is not read again
     pretrained = cfg.pretrained if state is None else None
     arch = dict(state.get("arch_options") or {}) if state is not None else {}  # as the run was built
-    model = create_model(cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout, pretrained=pretrained,
-                         **arch)  # fmt: skip
+    model = create_model(
+        cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout, pretrained=pretrained, **arch
+    )
     if pretrained is not None:
         log(f"initialized from {pretrained} (classifiers for the {num_classes} classes of {prepared})")
     frozen = freeze_features(model) if cfg.freeze_features else []
@@ -461,8 +498,9 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     if state is not None:
         _restore(state, last_path, model, optimizer, scaler, ema)
         start_epoch, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
-        log(f"resuming {out} after epoch {start_epoch} "
-            f"(best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})")  # fmt: skip
+        log(
+            f"resuming {out} after epoch {start_epoch} (best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})"
+        )
         del state
     scheduler.set_step(start_epoch * steps_per_epoch)  # the lr is a function of the step alone
 
@@ -484,8 +522,7 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
         f"{cfg.model} ({cfg.recipe} recipe) on {prepared}: {len(data.train)} train / {len(data.val)} val / "
         f"{len(data.test)} test crops at {data_cfg.input_size}px; {params:,} parameters; "
         f"{info.world_size} process(es) on {device.type}, batch {cfg.batch_size} and {cfg.num_workers()} "
-        "loader workers each"
-        + (f", {cfg.grad_accum_steps} batches per step" if cfg.grad_accum_steps > 1 else "")
+        "loader workers each" + (f", {cfg.grad_accum_steps} batches per step" if cfg.grad_accum_steps > 1 else "")
     )
 
     def on_step(global_step: int) -> None:
@@ -499,39 +536,76 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
         data.train_sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(
-            model, data.train_loader, loss_fn, optimizer, device=device, forward=forward,
-            amp_dtype=amp_dtype, scaler=scaler, grad_clip_norm=cfg.grad_clip_norm, ema=ema,
-            channels_last=channels_last, data_cfg=data_cfg, epoch=epoch, progress=progress,
-            scheduler=scheduler, accum_steps=cfg.grad_accum_steps, mix=mix, no_sync=no_sync, frozen=frozen,
-            log_every=cfg.log_every, step_offset=epoch * steps_per_epoch,
+            model,
+            data.train_loader,
+            loss_fn,
+            optimizer,
+            device=device,
+            forward=forward,
+            amp_dtype=amp_dtype,
+            scaler=scaler,
+            grad_clip_norm=cfg.grad_clip_norm,
+            ema=ema,
+            channels_last=channels_last,
+            data_cfg=data_cfg,
+            epoch=epoch,
+            progress=progress,
+            scheduler=scheduler,
+            accum_steps=cfg.grad_accum_steps,
+            mix=mix,
+            no_sync=no_sync,
+            frozen=frozen,
+            log_every=cfg.log_every,
+            step_offset=epoch * steps_per_epoch,
             on_step=on_step if fault_at is not None else None,
             on_log=board.train_point if board is not None else None,
-        )  # fmt: skip
+        )
         dist_utils.broadcast_buffers(eval_model)  # every process evaluates rank 0's model
-        kw = dict(device=device, num_classes=num_classes, amp_dtype=amp_dtype, channels_last=channels_last,
-                  data_cfg=data_cfg, progress=progress)  # fmt: skip
+        kw = dict(
+            device=device,
+            num_classes=num_classes,
+            amp_dtype=amp_dtype,
+            channels_last=channels_last,
+            data_cfg=data_cfg,
+            progress=progress,
+        )
         va = evaluate(eval_model, data.val_loader, desc="val", **kw)
         # a data set without a test split (an image folder without test/) reports none: NaN
         te = evaluate(eval_model, data.test_loader, desc="test", **kw) if len(data.test) else _NO_TEST
         row = {
-            "epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_acc1": tr["acc1"],
-            "val_loss": va.loss, "val_acc1": va.acc1, "val_acc5": va.acc5,
-            "test_loss": te.loss, "test_acc1": te.acc1, "test_acc5": te.acc5,
-            "images_per_s": tr["images_per_s"], "seconds": time.perf_counter() - epoch_start,
-        }  # fmt: skip
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": tr["loss"],
+            "train_acc1": tr["acc1"],
+            "val_loss": va.loss,
+            "val_acc1": va.acc1,
+            "val_acc5": va.acc5,
+            "test_loss": te.loss,
+            "test_acc1": te.acc1,
+            "test_acc5": te.acc5,
+            "images_per_s": tr["images_per_s"],
+            "seconds": time.perf_counter() - epoch_start,
+        }
         history.append(row)
         improved = va.acc1 > best["val_acc1"]  # ties keep the earlier epoch
         if improved:
             best = {"val_acc1": va.acc1, "epoch": epoch + 1}
         if info.is_main:
             ckpt = {
-                "model_name": cfg.model, "num_classes": num_classes, "classes": data.classes,
-                "aux_logits": aux, "data_config": data_config_dict(data_cfg), "config": cfg.to_dict(),
+                "model_name": cfg.model,
+                "num_classes": num_classes,
+                "classes": data.classes,
+                "aux_logits": aux,
+                "data_config": data_config_dict(data_cfg),
+                "config": cfg.to_dict(),
                 # what rebuilds this very network (a release's options, e.g. Caffe pooling)
-                "in_chans": model.in_chans, "arch_options": dict(model.arch_options),
-                "epoch": epoch + 1, "history": history, "best": best,
+                "in_chans": model.in_chans,
+                "arch_options": dict(model.arch_options),
+                "epoch": epoch + 1,
+                "history": history,
+                "best": best,
                 **_training_state(model, optimizer, scheduler, scaler, ema),
-            }  # fmt: skip
+            }
             save_checkpoint(last_path, ckpt)
             if improved:
                 save_checkpoint(best_path, ckpt)
@@ -545,10 +619,11 @@ def _fit(cfg: TrainConfig, resume: bool, info: dist_utils.DistInfo, device: torc
     if info.is_main:
         write_json(out / "summary.json", summary)
         test = (
-            "no test split" if summary["test_acc1_at_best_val"] is None
+            "no test split"
+            if summary["test_acc1_at_best_val"] is None
             else f"test top-1 there {summary['test_acc1_at_best_val']:.2%} (final {summary['final_test_acc1']:.2%}; "
             f"source-style best test {summary['best_test_acc1']:.2%})"
-        )  # fmt: skip
+        )
         log(f"done: best val top-1 {summary['best_val_acc1']:.2%} at epoch {summary['best_epoch']}, {test}; {out}")
     return summary
 
@@ -592,9 +667,10 @@ _NO_TEST = EvalResult(loss=math.nan, acc1=math.nan, acc5=math.nan, images=0, con
 
 def _epoch_line(row: Dict[str, float], epochs: int, improved: bool) -> str:
     test = (
-        "no test split" if math.isnan(row["test_acc1"])
+        "no test split"
+        if math.isnan(row["test_acc1"])
         else f"test acc1 {row['test_acc1']:.2%} acc5 {row['test_acc5']:.2%}"
-    )  # fmt: skip
+    )
     return (
         f"epoch {row['epoch']:>3}/{epochs} lr {row['lr']:.3g} | train loss {row['train_loss']:.4f} "
         f"acc1 {row['train_acc1']:.2%} | val loss {row['val_loss']:.4f} acc1 {row['val_acc1']:.2%} "

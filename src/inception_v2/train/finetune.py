@@ -40,6 +40,5 @@ def freeze_features(model: nn.Module) -> List[nn.Module]:
             p.requires_grad_(False)
     head_module_ids = {id(m) for head in head_modules(model) for m in head.modules()}
     return [
-        m for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in head_module_ids
-    ]  # fmt: skip
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in head_module_ids
+    ]

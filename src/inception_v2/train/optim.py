@@ -47,8 +47,13 @@ class RMSpropTF(torch.optim.Optimizer):
     """
 
     def __init__(
-        self, params: Iterable, lr: float, decay: float = 0.9, eps: float = 1.0,
-        momentum: float = 0.0, weight_decay: float = 0.0,
+        self,
+        params: Iterable,
+        lr: float,
+        decay: float = 0.9,
+        eps: float = 1.0,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
     ) -> None:
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
