@@ -50,7 +50,7 @@ from inception_v2.data import PreparedDataset, make_folder_sample, make_loader, 
 from inception_v2.data.voc import find_devkit, parse_annotation
 from inception_v2.models.registry import DataConfig
 
-INCEPTION_V2 = DataConfig(input_size=299, resize_size=384, min_input_size=75)  # SPEC section 4
+INCEPTION_V2 = DataConfig(input_size=299, resize_size=384, min_input_size=75)  # the source's pipeline
 QUIET = dict(progress=False, log=lambda _: None)
 
 

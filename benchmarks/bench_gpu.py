@@ -172,11 +172,22 @@ def profile_step(step: Callable, x: torch.Tensor, y: torch.Tensor, steps: int) -
     grouped by name (``torch.profiler``), as a small table."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step(x, y)
-        torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=15, max_name_column_width=60)
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                step(x, y)
+            torch.cuda.synchronize()
+        events = prof.key_averages()
+        for key in ("self_device_time_total", "self_cuda_time_total"):  # the name changed across releases
+            try:
+                table = events.table(sort_by=key, row_limit=15, max_name_column_width=60)
+                break
+            except (AttributeError, KeyError, ValueError):
+                continue
+        else:
+            return "    (the profiler's table could not be sorted by device time)"
+    except Exception as e:  # noqa: BLE001 - a profiler problem must not cost the measurements
+        return f"    (profiling failed: {type(e).__name__}: {e})"
     return "    " + table.replace("\n", "\n    ")
 
 

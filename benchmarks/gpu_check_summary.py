@@ -2,9 +2,9 @@
 
     python benchmarks/gpu_check_summary.py OUT_DIR
 
-Reads what the steps left in OUT_DIR: ``steps.tsv`` (name, exit status or ``skipped`` /
-``absent``, seconds, command), ``pytest-gpu.xml`` (JUnit), ``bench_gpu.json``,
-``bench_memory.json`` and the ``summary.json`` of the training runs under ``work/runs``.
+Reads what the steps left in OUT_DIR: ``steps.tsv`` (name, exit status or ``skipped``,
+seconds, command), ``pytest-gpu.xml`` (JUnit), ``bench_gpu.json`` and the ``summary.json`` of
+the training runs under ``work/runs``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ def summarize(out: Path) -> Dict[str, Any]:
         "gpu_tests": read_junit(out / "pytest-gpu.xml"),
         "train_runs": runs,
         "bench_gpu": _json(out / "bench_gpu.json"),
-        "bench_memory": _json(out / "bench_memory.json"),
     }
 
 

@@ -32,7 +32,7 @@ def test_dry_run_prints_every_step_and_runs_nothing(tmp_path):
         "[summary]",
     ):
         assert step in r.stdout
-    assert "pytest -m gpu" in r.stdout and "--compile" in r.stdout and "bench_gpu.py" in r.stdout
+    assert "pytest -m 'gpu and not slow'" in r.stdout and "--compile" in r.stdout and "bench_gpu.py" in r.stdout
     assert "googlenet_bn" in r.stdout and "--batch-size" in r.stdout
     assert not out.exists()
 

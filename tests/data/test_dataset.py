@@ -12,7 +12,7 @@ from inception_v2.data import VOC_CLASSES, VOCCrops, eval_transform, make_loader
 from inception_v2.errors import UsageError
 from inception_v2.models.registry import DataConfig
 
-INCEPTION = DataConfig(input_size=299, resize_size=384, min_input_size=75)  # SPEC section 4
+INCEPTION = DataConfig(input_size=299, resize_size=384, min_input_size=75)  # the source's pipeline
 GOOGLENET = DataConfig(input_size=224, resize_size=256, min_input_size=32)
 SMALL = DataConfig(input_size=32, resize_size=40, min_input_size=32)  # for fast loader tests
 

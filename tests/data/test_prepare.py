@@ -325,7 +325,7 @@ def test_compare_with_seed_reports_per_class_differences():
     assert compare_with_seed(counts) == []
     counts["test"]["per_class"]["dog"] += 1
     (diff,) = compare_with_seed(counts)
-    assert diff.startswith("dog") and "test 490 (SPEC 489, +1)" in diff
+    assert diff.startswith("dog") and "test 490 (source 489, +1)" in diff
 
 
 @pytest.fixture

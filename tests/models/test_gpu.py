@@ -53,6 +53,7 @@ def test_grad_checkpointing_saves_cuda_memory_with_the_same_gradients(name):
         torch.testing.assert_close(g0, g1, rtol=1e-3, atol=1e-3 * g0.abs().max().item())
 
 
+@pytest.mark.slow  # an inductor compile per model: minutes (the training tests compile one on CUDA too)
 @pytest.mark.parametrize("name", list_models())
 def test_inductor_compiled_model_on_cuda(name):
     torch._dynamo.reset()

@@ -1,4 +1,4 @@
-"""Data: PASCAL VOC 07+12 object crops (SPEC.md section 4) or your own image folders; sample,
+"""Data: PASCAL VOC 07+12 object crops (docs/data.md) or your own image folders; sample,
 preparation, loading.
 
 Data flows one way: sources (``voc``: devkit / tar files -> object records, ``crops`` one VOC

@@ -1,5 +1,5 @@
 """Which split each kept image goes to, and how many there are: the split assignment of
-``prepare``, ``counts.json``, the summary table, and the check against SPEC.md's table
+``prepare``, ``counts.json``, the summary table, and the check against the source's table (docs/data.md)
 (``--verify-counts seed``).
 
 Kept samples arrive in *pools* (VOC: ``trainval`` and ``test``; image folders: ``train``,
@@ -136,7 +136,7 @@ def summary_table(counts: Dict[str, Any]) -> str:
 
 
 def compare_with_seed(counts: Dict[str, Any]) -> List[str]:
-    """Differences between ``counts`` and SPEC.md's table (train = VOC07+12 trainval, test =
+    """Differences between ``counts`` and the source's table (train = VOC07+12 trainval, test =
     VOC07 test), one line per differing class; empty when they match."""
     if "trainval" not in counts:
         raise UsageError("--verify-counts seed compares PASCAL VOC counts; this folder is not VOC")
@@ -145,7 +145,7 @@ def compare_with_seed(counts: Dict[str, Any]) -> List[str]:
         got = counts["trainval"]["per_class"][name], counts["test"]["per_class"][name]
         if got != (train, test):
             diffs.append(
-                f"{name:<12} train {got[0]} (SPEC {train}, {got[0] - train:+d})  "
-                f"test {got[1]} (SPEC {test}, {got[1] - test:+d})"
+                f"{name:<12} train {got[0]} (source {train}, {got[0] - train:+d})  "
+                f"test {got[1]} (source {test}, {got[1] - test:+d})"
             )
     return diffs

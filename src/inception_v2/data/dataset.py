@@ -75,7 +75,7 @@ class PreparedDataset(Dataset):
     ``dataset[i]`` is ``(image, label)``: ``image`` is the stored image as a ``uint8`` tensor
     ``3 x H x W`` when ``transform`` is None, else ``transform(image)``; ``label`` indexes
     :attr:`classes`, the class names of ``counts.json`` (folders prepared before image
-    folders existed have none: they are VOC, the 20 classes in SPEC.md's alphabetical order).
+    folders existed have none: they are VOC, the 20 classes in alphabetical order, docs/data.md).
     Raises :class:`UsageError` naming the file when the folder is unfinished, a store file is
     missing or truncated, or the index is damaged.
     """

@@ -1,4 +1,4 @@
-"""Train and eval preprocessing from a model's :class:`DataConfig` (SPEC.md section 4).
+"""Train and eval preprocessing from a model's :class:`DataConfig` (docs/training.md).
 
 Both are ``torchvision.transforms.v2`` pipelines on ``uint8`` images (a ``3 x H x W`` tensor
 from :class:`~inception_v2.data.VOCCrops`, or a PIL image):

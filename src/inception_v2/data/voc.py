@@ -1,4 +1,4 @@
-"""PASCAL VOC devkits and tar files -> per-object records (SPEC.md section 4).
+"""PASCAL VOC devkits and tar files -> per-object records (docs/data.md).
 
 Pure functions and small readers only: this module finds the devkit (a folder or the official
 uncompressed tar files), lists the images of each year/split, parses the XML annotations into
@@ -31,7 +31,7 @@ from inception_v2.errors import UsageError
 
 __all__ = ["BadFileError"]  # re-exported: it lived here before image folders shared it
 
-# The 20 classes in SPEC.md's (alphabetical) order; a label is an index into this tuple.
+# The 20 classes in alphabetical order (docs/data.md); a label is an index into this tuple.
 VOC_CLASSES: Tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle",
     "bus", "car", "cat", "chair", "cow",
@@ -40,7 +40,7 @@ VOC_CLASSES: Tuple[str, ...] = (
 )  # fmt: skip
 CLASS_INDEX: Dict[str, int] = {name: i for i, name in enumerate(VOC_CLASSES)}
 
-# SPEC.md section 4: non-difficult objects per class, (train = VOC2007 trainval + VOC2012
+# The source's table (docs/data.md): non-difficult objects per class, (train = VOC2007 trainval + VOC2012
 # trainval, test = VOC2007 test). The one place this table lives; `prepare --verify-counts seed`.
 SEED_COUNTS: Dict[str, Tuple[int, int]] = {
     "aeroplane": (1171, 285), "bicycle": (1064, 337), "bird": (1605, 459),

@@ -39,6 +39,7 @@ from torch import nn
 from inception_v2.deploy.release import RELEASE_CONFIG, RELEASE_WEIGHTS, read_release, read_safetensors
 from inception_v2.errors import UsageError
 from inception_v2.models import DataConfig, create_model, list_models, model_options
+from inception_v2.models.weights import state_dict_mismatch
 
 FORMAT = "inception_v2.checkpoint"
 VERSION = 2
@@ -158,22 +159,11 @@ def load_weights(model: nn.Module, weights: Dict[str, torch.Tensor], path: PathL
     try:
         model.load_state_dict(weights, strict=True)
     except (RuntimeError, AttributeError, TypeError) as e:
-        own = model.state_dict()
         if not isinstance(weights, dict):
             raise UsageError(f"{path}: the {what} weights are not a state dict") from None
-        missing = [k for k in own if k not in weights]
-        unexpected = [k for k in weights if k not in own]
-        shapes = [k for k in own if k in weights and getattr(weights[k], "shape", None) != own[k].shape]
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if shapes:
-            detail.append(f"{len(shapes)} of another shape (e.g. {shapes[0]})")
         raise UsageError(
             f"{path}: the {what} weights do not fit {getattr(model, 'name', type(model).__name__)}: "
-            + ("; ".join(detail) or _first_line(e))
+            + (state_dict_mismatch(model.state_dict(), weights) or _first_line(e))
         ) from None
 
 

@@ -17,8 +17,7 @@ from typing import Optional
 
 from torch import nn
 
-from inception_v2.models.blocks import GridReduction3x3, Inception3x3
-from inception_v2.models.blocks import InceptionRow as Row
+from inception_v2.models.blocks import GridReduction3x3, Inception3x3, InceptionRow as Row
 from inception_v2.models.config import DataConfig
 from inception_v2.models.layers import BN_EPS, ConvBNReLU
 from inception_v2.models.network import StagedClassifier, make_aux_heads

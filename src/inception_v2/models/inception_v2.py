@@ -15,8 +15,6 @@ from inception_v2.models.blocks import (
     Inception3x3,
     Inception7x7,
     InceptionExpanded,
-)
-from inception_v2.models.blocks import (
     InceptionRow as Row,
 )
 from inception_v2.models.config import DataConfig

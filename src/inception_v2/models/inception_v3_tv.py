@@ -29,8 +29,6 @@ from inception_v2.models.blocks import (
     Inception5x5,
     Inception7x7,
     InceptionExpanded,
-)
-from inception_v2.models.blocks import (
     InceptionRow as Row,
 )
 from inception_v2.models.config import DataConfig

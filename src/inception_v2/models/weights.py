@@ -28,7 +28,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
@@ -360,18 +360,25 @@ def load_pretrained(model: nn.Module, weights: StateDict, source: str, note: Cal
         note(f"{source} has no auxiliary heads: they keep their fresh initialization")
         skip |= set(aux)
     skip |= {k for k in own if k.endswith(".num_batches_tracked")}  # absent from old files; 0 then
+    detail = state_dict_mismatch(own, weights, skip)
+    if detail:
+        raise UsageError(f"{source}: the weights do not fit {getattr(model, 'name', type(model).__name__)}: {detail}")
+    model.load_state_dict(weights, strict=False)
+
+
+def state_dict_mismatch(own: Dict[str, torch.Tensor], weights: Dict[str, Any], skip: Iterable[str] = ()) -> str:
+    """How ``weights`` fail to fit a model whose state dict is ``own``: the count and an example
+    of the missing keys (but ``skip``), the unexpected ones and those of another shape; empty
+    when they fit."""
+    skip = set(skip)
     missing = [k for k in own if k not in weights and k not in skip]
     unexpected = [k for k in weights if k not in own]
-    shapes = [k for k in own if k in weights and weights[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if shapes:
-            detail.append(f"{len(shapes)} of another shape (e.g. {shapes[0]})")
-        raise UsageError(
-            f"{source}: the weights do not fit {getattr(model, 'name', type(model).__name__)}: " + "; ".join(detail)
-        )
-    model.load_state_dict(weights, strict=False)
+    shapes = [k for k in own if k in weights and getattr(weights[k], "shape", None) != own[k].shape]
+    detail = []
+    if missing:
+        detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if shapes:
+        detail.append(f"{len(shapes)} of another shape (e.g. {shapes[0]})")
+    return "; ".join(detail)

@@ -18,7 +18,7 @@ from inception_v2.errors import UsageError
 from inception_v2.report.figures import plot_curves, plot_test_accuracy
 from inception_v2.train.metrics import read_metrics_csv
 
-# SPEC.md section 4: what the source reported (100 epochs on the real data; its "best" is the
+# What the source reported (docs/data.md) (100 epochs on the real data; its "best" is the
 # maximum test accuracy over epochs, with random-crop test evaluation).
 SOURCE_RESULTS = (
     ("inception_v2", 0.7802, 0.7693, 308),
@@ -179,7 +179,7 @@ def compare(run_dirs: Sequence[Path], out: Path) -> Dict[str, Any]:
             "",
             table,
             "",
-            "The source's reported results (100 epochs on PASCAL VOC 07+12 crops, SPEC.md section 4):",
+            "The source's reported results (100 epochs on PASCAL VOC 07+12 crops, docs/data.md):",
             "",
             source_table(),
             "",
