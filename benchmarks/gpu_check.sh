@@ -3,7 +3,7 @@
 # has PyTorch and a GPU but nothing of this project installed (the source tree runs through
 # PYTHONPATH=src; nothing is installed, nothing is downloaded).
 #
-#   benchmarks/gpu_check.sh [OUT_DIR] [--budget SECONDS] [--dry-run]
+#   benchmarks/gpu_check.sh [OUT_DIR] [--budget SECONDS] [--work DIR] [--dry-run]
 #
 # Steps, in order of importance, each bounded by what is left of the budget (default 470 s,
 # under 8 minutes in all):
@@ -19,12 +19,14 @@
 #   6. bench_memory.py                   peak GPU memory of a training step at batch 32, with and
 #                                        without gradient checkpointing
 # OUT_DIR (default gpu-check-out) receives gpu_check.log (everything printed), gpu_check.json
-# (every step's command, exit status and seconds, the benchmark figures) and the step outputs.
+# (every step's command, exit status and seconds, the benchmark figures) and the step outputs;
+# the sample, prepared data and training runs go to --work (default OUT_DIR/work).
 # --dry-run prints the commands without running anything. Exit status: 0 when every step
 # passed, 1 otherwise.
 set -u -o pipefail
 
 OUT=gpu-check-out
+WORK=
 BUDGET=470
 DRY=0
 while [ $# -gt 0 ]; do
@@ -32,6 +34,8 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY=1 ;;
     --budget) shift; BUDGET=${1:?--budget needs a number of seconds} ;;
     --budget=*) BUDGET=${1#--budget=} ;;
+    --work) shift; WORK=${1:?--work needs a folder} ;;
+    --work=*) WORK=${1#--work=} ;;
     -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) OUT=$1 ;;
@@ -42,7 +46,7 @@ case "$BUDGET" in ''|*[!0-9]*) echo "error: --budget must be a whole number of s
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
-WORK="$OUT/work"
+WORK=${WORK:-$OUT/work}
 STEPS="$OUT/steps.tsv"
 LOG="$OUT/gpu_check.log"
 export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -62,7 +66,7 @@ if [ "$DRY" = 1 ]; then
     IFS='|' read -r name min cmd <<<"$entry"
     echo "[$name] (needs >= ${min}s) $cmd"
   done
-  echo "[summary] $PY $REPO/benchmarks/gpu_check_summary.py $OUT"
+  echo "[summary] $PY $REPO/benchmarks/gpu_check_summary.py $OUT $WORK"
   exit 0
 fi
 
@@ -96,6 +100,6 @@ for entry in "${STEP_LIST[@]}"; do
   [ "$rc" = 0 ] || status=1
 done
 
-$PY "$REPO/benchmarks/gpu_check_summary.py" "$OUT" 2>&1 | tee -a "$LOG"
+$PY "$REPO/benchmarks/gpu_check_summary.py" "$OUT" "$WORK" 2>&1 | tee -a "$LOG"
 echo "gpu_check.sh: $([ $status = 0 ] && echo 'every step passed' || echo 'some steps failed or were skipped') in $(($(date +%s) - START))s; see $LOG and $OUT/gpu_check.json" | tee -a "$LOG"
 exit $status

@@ -1,10 +1,10 @@
 """The summary of ``benchmarks/gpu_check.sh``: ``OUT_DIR/gpu_check.json`` and a short table.
 
-    python benchmarks/gpu_check_summary.py OUT_DIR
+    python benchmarks/gpu_check_summary.py OUT_DIR [WORK_DIR]
 
 Reads what the steps left in OUT_DIR: ``steps.tsv`` (name, exit status or ``skipped``,
-seconds, command), ``pytest-gpu.xml`` (JUnit), ``bench_gpu.json`` and the ``summary.json`` of
-the training runs under ``work/runs``.
+seconds, command), ``pytest-gpu.xml`` (JUnit), ``bench_gpu.json``; and the ``summary.json`` of
+the training runs under ``WORK_DIR/runs`` (default ``OUT_DIR/work``).
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def read_junit(path: Path) -> Optional[Dict[str, Any]]:
     }
 
 
-def summarize(out: Path) -> Dict[str, Any]:
+def summarize(out: Path, work: Optional[Path] = None) -> Dict[str, Any]:
     runs = {}
-    for summary in sorted((out / "work" / "runs").glob("*/summary.json")):
+    for summary in sorted(((work or out / "work") / "runs").glob("*/summary.json")):
         s = _json(summary) or {}
         runs[summary.parent.name] = {
             k: s.get(k)
@@ -111,11 +111,11 @@ def format_summary(s: Dict[str, Any]) -> str:
 
 
 def main(argv: List[str]) -> int:
-    if len(argv) != 1:
-        print("usage: gpu_check_summary.py OUT_DIR", file=sys.stderr)
+    if len(argv) not in (1, 2):
+        print("usage: gpu_check_summary.py OUT_DIR [WORK_DIR]", file=sys.stderr)
         return 2
     out = Path(argv[0])
-    s = summarize(out)
+    s = summarize(out, Path(argv[1]) if len(argv) == 2 else None)
     (out / "gpu_check.json").write_text(json.dumps(s, indent=2))
     print(format_summary(s))
     return 0
