@@ -7,8 +7,10 @@
 #
 # Steps, in order of importance, each bounded by what is left of the budget (default 470 s,
 # under 8 minutes in all):
-#   1. pytest -m 'gpu and not slow'      the GPU tests (bf16, channels_last, compile, fp16, resume,
-#                                        fine-tuning, evaluation, export on CUDA)
+#   1. pytest -m 'gpu and not slow'      the GPU tests (bf16, channels_last, fp16, resume, grad
+#                                        checkpointing, fine-tuning, evaluation, export on CUDA;
+#                                        the minutes-long inductor compiles are slow-marked: step 5
+#                                        compiles the real training step instead)
 #   2. make-sample + prepare             the built-in synthetic sample (160 images)
 #   3. train at 299 with the CUDA        inception_v2, 1 epoch: bf16 autocast + channels_last +
 #      defaults                          cudnn.benchmark
