@@ -24,7 +24,8 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 CHECK_INTERVAL_S = 0.5
 
 
-def _set_pdeathsig() -> None:
+def set_pdeathsig() -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent exits (no-op elsewhere)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -48,7 +49,7 @@ def die_with_parent(owner_pid: Optional[int] = None, interval: float = CHECK_INT
     """Make this (worker) process exit when ``owner_pid`` (default: the parent) is gone."""
     parent = os.getppid()
     owner = parent if owner_pid is None else owner_pid
-    _set_pdeathsig()
+    set_pdeathsig()
     if not _alive(owner) or os.getppid() != parent:  # died before the signal was armed
         os._exit(1)
     stop = threading.Event()

@@ -17,14 +17,11 @@ The signal is armed only when this module is imported by the fork server itself 
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 
 import inception_v2.data.prepare  # noqa: F401 - the preload itself
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+from inception_v2.procs import set_pdeathsig
 
 
 def _in_fork_server() -> bool:
@@ -37,14 +34,12 @@ def _in_fork_server() -> bool:
 
 
 def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
+    """Arm the kernel's parent-death signal (:func:`inception_v2.procs.set_pdeathsig`); exit at
+    once if the parent died before it was armed. No thread here: the server must stay single-
+    threaded to fork safely."""
     parent = os.getppid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - no prctl: the server exits on EOF as before
-        return
-    if os.getppid() != parent:  # the parent died before the signal was armed
+    set_pdeathsig()
+    if os.getppid() != parent:
         os._exit(1)
 
 

@@ -63,6 +63,21 @@ class InferenceModel(nn.Module):
         return logits.float()
 
 
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """``auto`` = CUDA when available, else the CPU; a CUDA device that is not there is a
+    :class:`UsageError`."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
 def deploy_copy(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` as it is deployed: BatchNorm folded, auxiliary heads
     (never run by ``forward``) removed, gradients off. Shared by :func:`prepare_for_inference`

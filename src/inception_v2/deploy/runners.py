@@ -30,27 +30,12 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 
 from inception_v2.deploy.export import read_pt2, read_torchscript
-from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, prepare_for_inference
+from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, prepare_for_inference, resolve_device
 from inception_v2.deploy.load import load_model
 from inception_v2.errors import UsageError
 from inception_v2.models.registry import DataConfig
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """``auto`` = CUDA when available, else the CPU; a CUDA device that is not there is a
-    :class:`UsageError`."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    return dev
 
 
 def _check_batch(x: torch.Tensor, size: int, path: Path) -> None:

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 from inception_v2 import errors
+from inception_v2.deploy.inference import resolve_device as deploy_resolve_device
 from inception_v2.errors import UsageError
 
 T = TypeVar("T")
@@ -107,18 +108,15 @@ def fault_now(step: int) -> None:
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """``auto`` = CUDA when available; under torchrun each process takes GPU ``LOCAL_RANK``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available on this machine")
-        if name == "cuda":
-            name = f"cuda:{info.local_rank if info.is_distributed else torch.cuda.current_device()}"
-        device = torch.device(name)
-        torch.cuda.set_device(device)
+    """:func:`inception_v2.deploy.inference.resolve_device`, and under torchrun a plain ``cuda``
+    means GPU ``LOCAL_RANK``; a CUDA device becomes the current one."""
+    device = deploy_resolve_device(name)
+    if device.type != "cuda":
         return device
-    return torch.device(name)
+    if device.index is None:
+        device = torch.device("cuda", info.local_rank if info.is_distributed else torch.cuda.current_device())
+    torch.cuda.set_device(device)
+    return device
 
 
 def init_distributed(device: torch.device, info: DistInfo) -> None:
