@@ -146,6 +146,8 @@ def evaluate_checkpoint(
     progress: bool = True,
     out: Optional[Path] = None,
     mistakes: int = DEFAULT_MISTAKES,
+    *,
+    trust_file: bool = False,
 ) -> Dict[str, Any]:
     """Evaluate ``checkpoint`` (any form :func:`~inception_v2.deploy.runners.load_classifier`
     takes) on ``split`` of ``data`` (a prepared directory or a VOC root).
@@ -155,7 +157,8 @@ def evaluate_checkpoint(
     ``mistakes`` most confident wrong predictions: ``index`` in the split, ``true``,
     ``predicted``, ``confidence``), ``format`` and ``files`` (what was written). ``out``: a folder
     for the JSON and the figures (see the module docstring); ``confusion_png``: write only the
-    confusion matrix, to this file. Without either nothing is written.
+    confusion matrix, to this file. Without either nothing is written. ``trust_file``: load a
+    TorchScript file, which runs its own code (refused otherwise).
     """
     if split not in ("test", "val"):
         raise UsageError(f"--split must be test or val, got {split!r}")
@@ -168,7 +171,7 @@ def evaluate_checkpoint(
     checkpoint = Path(checkpoint)
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
-    runner = load_classifier(checkpoint, device)
+    runner = load_classifier(checkpoint, device, trust_file=trust_file)
     prepared = resolve_prepared(str(data), str(checkpoint.parent))
     dataset = VOCCrops(prepared, split, eval_transform(runner.data_config, normalize=False))
     if len(dataset) == 0:

@@ -74,13 +74,15 @@ def predict(
     box: Optional[Box] = None,
     topk: int = 5,
     device: str = "auto",
+    trust_file: bool = False,
 ) -> List[Dict[str, Any]]:
-    """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...]}``, best first."""
+    """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...]}``, best first.
+    ``trust_file``: load a TorchScript file, which runs its own code (refused otherwise)."""
     if topk < 1:
         raise UsageError(f"--topk must be >= 1, got {topk}")
     if not images:
         raise UsageError("give at least one image")
-    clf = load_classifier(checkpoint, device)
+    clf = load_classifier(checkpoint, device, trust_file=trust_file)
     transform = eval_transform(clf.data_config)
     batch = torch.stack([transform(read_image(Path(p), box)) for p in images])
     with torch.inference_mode():

@@ -154,7 +154,7 @@ def test_torchscript_export_matches_pytorch(name, tmp_path):
     result = export_torchscript(model, tmp_path / "m.pt", image_size=size)
     assert result.format == "torchscript" and sorted(result.max_abs_diff) == [1, 3]
     assert no_leftovers(tmp_path, "m.pt")
-    module, meta = read_torchscript(tmp_path / "m.pt")
+    module, meta = read_torchscript(tmp_path / "m.pt", trust_file=True)
     assert meta["model_name"] == name and meta["classes"] == CLASSES and meta["image_size"] == size
     x = batch(name, 2, seed=7)
     with torch.inference_mode():
@@ -244,7 +244,7 @@ def test_cli_exports_a_checkpoint_as_torchscript(tmp_path, capsys):
     out = tmp_path / "g.ts"  # format from the suffix; size from the checkpoint's data config
     assert main(["export", "--checkpoint", str(tmp_path / "best.pt"), "--out", str(out)]) == 0
     assert "TorchScript" in capsys.readouterr().out
-    _, meta = read_torchscript(out)
+    _, meta = read_torchscript(out, trust_file=True)
     assert meta["classes"] == CLASSES and meta["image_size"] == 64 and meta["resize_size"] == 73
 
     out = tmp_path / "g.pt2"  # .pt2: a torch.export program and its sidecar

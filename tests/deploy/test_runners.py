@@ -74,7 +74,7 @@ def crop_files(prepared_sample, tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", list(KINDS))
 def test_every_format_loads_with_the_same_classes_and_preprocessing(fmt, deployed, reference, prepared_sample):
-    clf = load_classifier(deployed[fmt], "cpu")
+    clf = load_classifier(deployed[fmt], "cpu", trust_file=True)  # (our own TorchScript file)
     assert clf.kind == KINDS[fmt] and clf.name == "googlenet_bn" and clf.num_classes == 20
     assert clf.classes == reference.classes == list(VOC_CLASSES)
     cfg, ref_cfg = clf.data_config, reference.data_config
@@ -97,7 +97,9 @@ def test_every_format_loads_with_the_same_classes_and_preprocessing(fmt, deploye
 
 def test_evaluate_gives_the_same_answer_on_every_format(deployed, prepared_sample):
     results = {
-        fmt: evaluate_checkpoint(path, prepared_sample, split="test", workers=0, device="cpu", progress=False)
+        fmt: evaluate_checkpoint(
+            path, prepared_sample, split="test", workers=0, device="cpu", progress=False, trust_file=True
+        )
         for fmt, path in deployed.items()
     }
     ref = results["checkpoint"]
@@ -114,7 +116,7 @@ def test_evaluate_gives_the_same_answer_on_every_format(deployed, prepared_sampl
 def test_predict_gives_the_same_answer_on_every_format(deployed, crop_files):
     ref = predict(deployed["checkpoint"], crop_files, topk=20, device="cpu")
     for fmt, path in deployed.items():
-        results = predict(path, crop_files, topk=20, device="cpu")
+        results = predict(path, crop_files, topk=20, device="cpu", trust_file=True)
         for r, want in zip(results, ref):
             names = [t["class"] for t in r["top"]]
             assert sorted(names) == sorted(VOC_CLASSES)  # every class, named the same
@@ -199,7 +201,7 @@ def test_pt2_torchscript_and_checkpoint_run_on_cuda(deployed, reference, prepare
     with torch.inference_mode():
         want = reference(x)
     for fmt in ("checkpoint", "pt2", "torchscript"):
-        clf = load_classifier(deployed[fmt], "cuda")
+        clf = load_classifier(deployed[fmt], "cuda", trust_file=True)
         assert clf.device.type == "cuda" and clf.classes == reference.classes
         with torch.inference_mode():
             got = clf(x)  # a CPU batch is moved to the device

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from inception_v2.cli.predict import TRUST_FILE_HELP
 from inception_v2.evaluate import DEFAULT_MISTAKES, evaluate_checkpoint, format_result
 
 
@@ -50,6 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="also write the confusion matrix alone to this file",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--trust-file", action="store_true", help=TRUST_FILE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.json,
         out=args.out,
         mistakes=args.mistakes,
+        trust_file=args.trust_file,
     )
     print(json.dumps(r) if args.json else format_result(r))
     return 0

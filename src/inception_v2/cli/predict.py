@@ -8,6 +8,11 @@ from pathlib import Path
 
 from inception_v2.predict import parse_box, predict
 
+TRUST_FILE_HELP = (
+    "load a TorchScript --checkpoint: it runs its own code, so only a file from someone you trust "
+    "(refused without this flag; other kinds never run code from the file)"
+)
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
@@ -31,11 +36,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.add_argument("--trust-file", action="store_true", help=TRUST_FILE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
     box = parse_box(args.box) if args.box else None
-    results = predict(args.checkpoint, args.images, box=box, topk=args.topk, device=args.device)
+    results = predict(
+        args.checkpoint, args.images, box=box, topk=args.topk, device=args.device, trust_file=args.trust_file
+    )
     if args.json:
         print(json.dumps(results))
         return 0

@@ -35,7 +35,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,11 +44,13 @@ from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, U
 import torch
 from torch import nn
 
-from inception_v2.atomic import write_json
+from inception_v2.atomic import remove_stale_temps, temp_file, write_json
 from inception_v2.deploy.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
+from inception_v2.deploy.untrusted import check_pt2_archive, read_model_file, refuse_untrusted_code
 from inception_v2.errors import CheckFailedError, UsageError
 
 PathLike = Union[str, "os.PathLike[str]"]
+logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "pt2", "torchscript")
 INPUT_NAME = "images"
@@ -236,7 +237,9 @@ def _write_verified(
     file that exists always has its sidecar."""
     check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    for stale in remove_stale_temps(path.parent, prefix=f".{path.name}."):  # a killed export's
+        logger.info("removed %s, left by an export that was killed", stale)
+    fd, name = temp_file(path)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -472,7 +475,7 @@ def export_torchscript(model: nn.Module, path: PathLike, image_size: Optional[in
             torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_META: meta})
 
     def verify(tmp: Path) -> Dict[int, float]:
-        loaded, read_back = read_torchscript(tmp)
+        loaded, read_back = read_torchscript(tmp, trust_file=True)  # the file just written
         if read_back.get("image_size") != size:
             raise ParityError(f"{path}: the written file's metadata does not read back as written")
 
@@ -526,17 +529,17 @@ def export_pt2(model: nn.Module, path: PathLike, image_size: Optional[int] = Non
 
 def read_pt2(path: PathLike) -> Tuple["torch.export.ExportedProgram", Dict[str, Any]]:
     """A program written by :func:`export_pt2` and its metadata: the sidecar ``PATH.json`` when
-    it is there, else the copy inside the archive. :class:`UsageError` naming the file when it
-    cannot be read."""
+    it is there, else the copy inside the archive. The archive is checked first and refused
+    unless loading it cannot run code from it
+    (:func:`~inception_v2.deploy.untrusted.check_pt2_archive`). :class:`UsageError` naming the
+    file when it is refused or cannot be read."""
     path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder, not a .pt2 file")
-    if not path.is_file():
-        raise UsageError(f"{path} does not exist")
+    data = read_model_file(path)
+    check_pt2_archive(data, path)
     extra = {PT2_META: ""}
     try:
-        with _quiet_tracing(), open(path, "rb") as f:
-            program = torch.export.load(f, extra_files=extra)
+        with _quiet_tracing():
+            program = torch.export.load(io.BytesIO(data), extra_files=extra)
     except Exception as e:  # noqa: BLE001 - a corrupt archive fails in many ways
         raise UsageError(f"{path} is not a readable torch.export program ({_first_line(e)})") from None
     sidecar = pt2_sidecar(path)
@@ -550,8 +553,11 @@ def read_pt2(path: PathLike) -> Tuple["torch.export.ExportedProgram", Dict[str, 
     return program, meta
 
 
-def read_torchscript(path: PathLike) -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
-    """A TorchScript file written by :func:`export_torchscript` and its metadata (decoded)."""
+def read_torchscript(path: PathLike, trust_file: bool = False) -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
+    """A TorchScript file written by :func:`export_torchscript` and its metadata (decoded).
+    A TorchScript file runs its own code when loaded, so it is refused unless ``trust_file``
+    (:func:`~inception_v2.deploy.untrusted.refuse_untrusted_code`)."""
+    refuse_untrusted_code(path, trust_file)
     extra = {TORCHSCRIPT_META: ""}
     try:
         with _quiet_tracing():

@@ -11,7 +11,11 @@
 * ``.pt2``: ``torch.export.load(path).module()`` (:class:`ProgramClassifier`); names from the
   sidecar ``PATH.json`` (or the copy inside the archive);
 * TorchScript (legacy; any suffix, recognized by its content): ``torch.jit.load``
-  (:class:`TorchScriptClassifier`); names from its ``meta.json``.
+  (:class:`TorchScriptClassifier`); names from its ``meta.json``. A TorchScript file is code
+  and is refused unless the caller trusts it (``trust_file=True``, ``--trust-file``).
+
+A ``.pt2`` archive is checked before ``torch.export.load`` sees it, so that no pickle in it is
+ever unpickled unchecked (:mod:`inception_v2.deploy.untrusted`).
 
 Each returned object is called on a normalized float32 batch ``N x 3 x S x S`` (the model's
 eval transform, :func:`inception_v2.data.eval_transform` of its ``data_config``) and returns
@@ -23,7 +27,6 @@ and ``kind`` (a short description: ``checkpoint``, ``ONNX int8``...). See ``docs
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -32,6 +35,7 @@ import torch
 from inception_v2.deploy.export import read_pt2, read_torchscript
 from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, prepare_for_inference, resolve_device
 from inception_v2.deploy.load import load_model
+from inception_v2.deploy.untrusted import is_torchscript
 from inception_v2.errors import UsageError
 from inception_v2.models.registry import DataConfig
 
@@ -91,27 +95,49 @@ class ProgramClassifier(_ExportedClassifier):
 
 
 class TorchScriptClassifier(_ExportedClassifier):
-    """A TorchScript file written by ``inception-v2 export --format torchscript`` (legacy)."""
+    """A TorchScript file written by ``inception-v2 export --format torchscript`` (legacy).
+    A TorchScript file runs its own code, so it is refused unless ``trust_file``."""
 
     kind = "TorchScript"
 
-    def __init__(self, path: PathLike, device: Union[str, torch.device] = "cpu") -> None:
+    def __init__(self, path: PathLike, device: Union[str, torch.device] = "cpu", trust_file: bool = False) -> None:
         path, dev = Path(path), resolve_device(device)
-        module, meta = read_torchscript(path)
+        module, meta = read_torchscript(path, trust_file=trust_file)
         super().__init__(path, module.to(dev).eval(), meta, dev)
 
 
-def is_torchscript(path: Path) -> bool:
-    """Whether ``path`` is a TorchScript archive (a zip with ``constants.pkl`` and ``code/``),
-    as opposed to a ``torch.save`` checkpoint (a zip with ``data.pkl`` only)."""
-    if not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+class CheckedClassifier:
+    """A runner whose every answer is checked before anyone reads it: logits shaped
+    ``N x len(classes)`` for ``N`` images, all finite. A file whose metadata names more or
+    fewer classes than its outputs, or whose outputs are NaN or infinite (a broken or crafted
+    file), raises :class:`UsageError` naming the file instead of printing a wrong answer. Every
+    other attribute is the wrapped runner's (:attr:`runner`)."""
+
+    def __init__(self, runner: Any, path: Path) -> None:
+        self.runner = runner
+        self.path = path
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["runner"], name)
+
+    def __call__(self, images: Any) -> torch.Tensor:
+        logits = self.runner(images)
+        check_logits(logits, len(images), len(self.runner.classes), self.path)
+        return logits
+
+    def __repr__(self) -> str:
+        return repr(self.runner)
+
+
+def check_logits(logits: torch.Tensor, n_images: int, n_classes: int, path: PathLike) -> None:
+    """:class:`UsageError` naming ``path`` unless ``logits`` is ``n_images x n_classes`` and finite."""
+    if logits.dim() != 2 or tuple(logits.shape) != (n_images, n_classes):
+        raise UsageError(
+            f"{path}: the model returned outputs shaped {tuple(logits.shape)} for {n_images} image(s), "
+            f"but its metadata names {n_classes} classes"
+        )
+    if not bool(torch.isfinite(logits).all()):
+        raise UsageError(f"{path}: the model returned non-finite outputs (NaN or infinity); the file is broken")
 
 
 def _onnx_providers(device: str) -> Optional[Sequence[str]]:
@@ -125,15 +151,19 @@ def _onnx_providers(device: str) -> Optional[Sequence[str]]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def load_classifier(path: PathLike, device: Union[str, torch.device] = "auto") -> Any:
+def load_classifier(path: PathLike, device: Union[str, torch.device] = "auto", trust_file: bool = False) -> Any:
     """The model in ``path``, ready to classify normalized batches (see the module docstring):
     a checkpoint, a release folder, an ``.onnx`` file (float or INT8), a ``.pt2`` program or a
     TorchScript file. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``,
     ``cuda:N``. A file that names no classes is refused (``evaluate`` and ``predict`` need
-    them): export it from a checkpoint."""
+    them): export it from a checkpoint. A TorchScript file runs its own code and is refused
+    unless ``trust_file`` (:mod:`inception_v2.deploy.untrusted`). The returned runner checks
+    every answer (:class:`CheckedClassifier`)."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path} does not exist")
+    if not path.is_dir() and not path.is_file():  # a FIFO or a device: reading it could block forever
+        raise UsageError(f"{path} is not a regular file or a folder (a pipe, socket or device)")
     suffix = path.suffix.lower()
     if path.is_dir():
         runner = prepare_for_inference(load_model(path), resolve_device(device))  # a release folder
@@ -143,10 +173,13 @@ def load_classifier(path: PathLike, device: Union[str, torch.device] = "auto") -
     elif suffix == ".pt2":
         runner = ProgramClassifier(path, device)
     elif is_torchscript(path):
-        runner = TorchScriptClassifier(path, device)
+        runner = TorchScriptClassifier(path, device, trust_file=trust_file)
     else:
         runner = prepare_for_inference(load_model(path), resolve_device(device))
         runner.kind = "checkpoint"
     if not runner.classes:
         raise UsageError(f"{path} does not name its classes in its metadata (export it with --checkpoint)")
-    return runner
+    num = getattr(runner, "num_classes", None)
+    if num is not None and int(num) != len(runner.classes):
+        raise UsageError(f"{path} names {len(runner.classes)} classes in its metadata for a {num}-class model")
+    return CheckedClassifier(runner, path)
