@@ -15,7 +15,7 @@ from PIL import Image
 from inception_v2 import cli
 from inception_v2.data import VOC_CLASSES, VOCCrops, prepare
 from inception_v2.data.counts import compare_with_seed
-from inception_v2.data.prepare import OUTPUT_FILES
+from inception_v2.data.prepare import OUTPUT_FILES, SCRATCH
 from inception_v2.data.voc import SEED_COUNTS, clamp_box, parse_annotation
 from inception_v2.errors import UsageError
 from tests.conftest import SAMPLE_VAL_FRACTION
@@ -40,7 +40,7 @@ def assert_same_output(a: Path, b: Path, same_files: bool = True) -> None:
     if not same_files:
         pa.pop("inputs"), pb.pop("inputs")
     assert pa == pb
-    assert not (a / "work").exists() and not (b / "work").exists()
+    assert not (a / SCRATCH).exists() and not (b / SCRATCH).exists()
 
 
 # --------------------------------------------------------------------------- counts and manifest
@@ -268,14 +268,16 @@ def test_interrupted_run_resumes_to_the_same_bytes(prepared_sample, sample_devki
         prepare(out, workers=1, **opts)
     monkeypatch.undo()
     assert not (out / "counts.json").exists() and (out / "train.pixels").exists()
-    chunks = sorted((out / "work").glob("*.chunk"))
+    chunks = sorted((out / SCRATCH).glob("*.chunk"))
     assert len(chunks) >= 3
     chunks[1].unlink()  # as if killed before this chunk was done
-    (out / ".counts.json.abc123.tmp").write_text("half")  # a temp file a kill left behind
-    (out / "work" / ".x.chunk.abc.tmp").write_text("half")
+    dead = 2**22 + 1  # above Linux's largest pid: a process that is gone
+    (out / f".counts.json.iv2-{dead}-abc123de.tmp").write_text("half")  # a temp file a kill left behind
+    (out / SCRATCH / f".x.chunk.iv2-{dead}-abc123de.tmp").write_text("half")
+    (out / ".notes.tmp").write_text("the user's")  # not ours: never removed
     prepare(out, workers=2, **opts)
     assert_same_output(out, prepared_sample)
-    assert not list(out.glob(".*.tmp"))
+    assert [p.name for p in out.glob(".*.tmp")] == [".notes.tmp"]
 
 
 def test_rerun_on_finished_output_verifies_and_returns(sample_devkit, tmp_path):
@@ -365,3 +367,52 @@ def test_cli_errors_are_one_line(run_cli, tmp_path, devkit_copy):
     assert status == 0
     status, _, err = run_cli("prepare", "--voc-root", devkit_copy, "--out", tmp_path / "q", "--val-fraction", "1")
     assert status == 2 and "--val-fraction" in err
+
+
+# --------------------------------------------------------------------------- never delete what is not ours
+
+
+def test_out_inside_the_input_folder_is_refused_and_nothing_is_deleted(tmp_path):
+    """--out equal to or inside the image root (a user class named `work`, a stray .tmp file)
+    is refused before anything is read or written."""
+    root = tmp_path / "pictures"
+    for cls in ("cat", "work"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 20), (i * 40, 0, 0)).save(root / cls / f"{i}.png")
+    (root / ".notes.tmp").write_text("mine")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    for out in (root, root / "prepared", root / "cat" / "p"):
+        with pytest.raises(UsageError, match="inside the input folder"):
+            prepare(out, image_folder=root, workers=1, **QUIET)
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+
+
+def test_a_scratch_folder_without_the_marker_is_never_touched(sample_devkit, tmp_path):
+    out = tmp_path / "p"
+    (out / SCRATCH).mkdir(parents=True)
+    (out / SCRATCH / "mine.txt").write_text("the user's")
+    with pytest.raises(UsageError, match="not made by prepare"):
+        prepare(out, voc_root=sample_devkit, workers=1, **QUIET)
+    assert (out / SCRATCH / "mine.txt").read_text() == "the user's"
+
+
+def test_only_our_files_leave_the_scratch_folder(sample_devkit, tmp_path, monkeypatch):
+    """A user file put into the scratch folder of an interrupted run, and an old `work`
+    folder, survive the run that finishes it."""
+    out = tmp_path / "p"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prep, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(out, voc_root=sample_devkit, workers=1, **QUIET)
+    monkeypatch.undo()
+    (out / SCRATCH / "mine.txt").write_text("the user's")
+    (out / "work").mkdir()
+    (out / "work" / "keep.png").write_bytes(b"x")
+    lines = []
+    prepare(out, voc_root=sample_devkit, workers=1, progress=False, log=lines.append)
+    assert (out / SCRATCH / "mine.txt").read_text() == "the user's" and (out / "work" / "keep.png").exists()
+    assert not list((out / SCRATCH).glob("*.chunk")) and any("left" in line and SCRATCH in line for line in lines)

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from inception_v2.data import make_sample, prepare
+from inception_v2.data.prepare import SCRATCH
 from inception_v2.errors import LockedError, UsageError
 from inception_v2.locking import exclusive
 from tests.data.devkit import annotation_xml, coordinate_image, object_xml, png_bytes, write_devkit
@@ -99,7 +100,7 @@ def test_an_interrupted_run_redoes_only_the_chunks_whose_inputs_changed(tmp_path
     with pytest.raises(KeyboardInterrupt):
         prepare(out, voc_root=tmp_path / "voc", workers=1, **QUIET)
     monkeypatch.undo()
-    before = {p.name: p.stat().st_mtime_ns for p in (out / "work").glob("*.chunk")}
+    before = {p.name: p.stat().st_mtime_ns for p in (out / SCRATCH).glob("*.chunk")}
     annotations = sorted((tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "Annotations").glob("*.xml"))
     xml = next(p for p in annotations if "<difficult>0</difficult>" in p.read_text())
     xml.write_text(xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>", 1))
@@ -190,7 +191,7 @@ def test_sigkill_during_prepare_leaves_no_process_and_the_rerun_gives_the_same_b
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             workers_up = len(session_processes(proc.pid)) >= 4  # main, fork server, tracker, a worker
-            if workers_up and (out / "work").is_dir() and any((out / "work").glob("*.chunk")):
+            if workers_up and (out / SCRATCH).is_dir() and any((out / SCRATCH).glob("*.chunk")):
                 break
             time.sleep(0.01)
         assert proc.poll() is None and not (out / "counts.json").exists(), "prepare ended before the kill"
@@ -207,9 +208,9 @@ def test_sigkill_during_prepare_leaves_no_process_and_the_rerun_gives_the_same_b
             proc.kill()
         for entry in session_processes(proc.pid):  # never leave anything behind, even on failure
             os.kill(int(entry.split()[0]), signal.SIGKILL)
-    assert list((out / "work").glob("*.chunk")) and not (out / "counts.json").exists()
+    assert list((out / SCRATCH).glob("*.chunk")) and not (out / "counts.json").exists()
     kw = dict(image_folder=root, store="jpeg", workers=1, **QUIET)
     prepare(out, **kw)
     prepare(tmp_path / "uninterrupted", **kw)
     same_output(out, tmp_path / "uninterrupted")
-    assert not (out / "work").exists()
+    assert not (out / SCRATCH).exists()

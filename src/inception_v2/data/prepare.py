@@ -9,19 +9,26 @@ Output folder (see ``docs/data.md``)::
 
 A source is a :class:`~inception_v2.data.plan.Plan` (:class:`~inception_v2.data.crops.VOCPlan`,
 :class:`~inception_v2.data.folder.FolderPlan`). Its units are processed in chunks by a process
-pool; each chunk's images and manifest rows land in ``OUT/work/`` with an atomic write, in a
+pool; each chunk's images and manifest rows land in the scratch folder ``OUT/.prepare-work/``
+(:func:`scratch_folder`) with an atomic write, in a
 file named after a digest of the chunk's own inputs (the options, the units, the fingerprints
 of the files they read). A rerun therefore redoes exactly the chunks whose inputs changed (an
 edited annotation, a replaced picture, another root), and says so; a killed run picks up where
 it stopped. Assembly then streams the chunks twice — the split assignment from the labels,
 then the stores and the manifest — writes ``prepare.json`` and ``counts.json`` in that order
-and removes ``OUT/work/``. Memory stays flat in the number of images: a chunk's pixels at a
+and removes the scratch folder. Memory stays flat in the number of images: a chunk's pixels at a
 time, plus a few dozen bytes of bookkeeping per image.
 
 Every output is a deterministic function of the inputs and options (not of ``--workers``, nor
 of interruptions). ``OUT`` is locked (:func:`inception_v2.locking.exclusive`) while ``prepare``
 writes it. Pool workers die with the main process (:func:`inception_v2.procs.die_with_parent`),
 and the fork server and resource tracker exit with it.
+
+Nothing is deleted that ``prepare`` did not write: the scratch folder is created with a marker
+file and a folder of that name without the marker is refused; only chunk files and this
+program's temporary files (:func:`inception_v2.atomic.is_our_temp`) are removed from it, and
+it is removed only when nothing else is left in it. ``OUT`` may not be, or lie inside, an input
+folder (:func:`check_out_outside_input`): the output would be read as input the next time.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
+import re
 import struct
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -43,7 +50,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from inception_v2.atomic import atomic_open, write_json
+from inception_v2.atomic import atomic_open, is_our_temp, remove_stale_temps, temp_file, write_json
 from inception_v2.data.counts import assign_splits, hash_key, per_split, summary_table
 from inception_v2.data.crops import VOCPlan
 from inception_v2.data.folder import FolderPlan
@@ -168,9 +175,10 @@ def _write_chunk(path: Path, rows: List[Row], parts: Sequence[Any]) -> None:
     and renamed, so it is whole or absent after a kill; not fsync-ed (it is scratch: a file
     that a power cut damaged is found by its lengths, removed, and redone)."""
     records = json.dumps(rows).encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, name = temp_file(path)
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(_CHUNK_HEAD.pack(len(records), sum(memoryview(p).nbytes for p in parts)))
             f.write(records)
             for part in parts:
@@ -358,6 +366,7 @@ def prepare(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
+    check_out_outside_input(out, [Path(p) for p in (voc_root, image_folder) if p is not None])
     plan: Plan = FolderPlan(image_folder) if image_folder is not None else VOCPlan(open_source(voc_root, voc_tars))
     try:
         with exclusive(out, "prepare output"):
@@ -391,7 +400,7 @@ def _prepare(
 ) -> Dict[str, Any]:
     for line in plan.found():
         log(line)
-    work = out / "work"
+    work = out / SCRATCH
     chunks = _chunks(plan, options, work)
     expected = {
         "format": FORMAT_VERSION,
@@ -404,7 +413,7 @@ def _prepare(
         damage = _check_finished(out, expected, plan.description)
         if damage is None:
             counts = json.loads((out / "counts.json").read_text())
-            shutil.rmtree(work, ignore_errors=True)
+            remove_scratch(work, log)
             log(f"{out} is already prepared with these options and inputs (verified); nothing to do")
             source = json.loads((out / "prepare.json").read_text()).get("source")
             if source != plan.description:
@@ -424,7 +433,7 @@ def _prepare(
     sizes = {name: (out / name).stat().st_size for name in output_files(options.store)}
     write_json(out / "prepare.json", dict(expected, source=plan.description, files=sizes))
     write_json(out / "counts.json", counts)  # last: marks the output as finished
-    shutil.rmtree(work, ignore_errors=True)
+    remove_scratch(work, log)
     log(summary_table(counts))
     return counts
 
@@ -472,27 +481,74 @@ def _check_finished(out: Path, expected: Dict[str, Any], description: str) -> Op
     return None
 
 
+SCRATCH = ".prepare-work"  # OUT/.prepare-work/: the chunks of an unfinished run
+SCRATCH_MARKER = ".inception-v2-scratch"  # in it: proves the folder is ours
+_CHUNK_NAME = re.compile(r"^[A-Za-z0-9_./-]+-\d{6}-[0-9a-f]{16}\.chunk$")
+
+
+def scratch_folder(work: Path) -> Path:
+    """``work``, created with its marker file, or an earlier run's (marker present);
+    :class:`UsageError` when a folder of that name exists without the marker."""
+    if work.exists() or work.is_symlink():
+        if work.is_symlink() or not work.is_dir() or not (work / SCRATCH_MARKER).is_file():
+            raise UsageError(
+                f"{work} exists but was not made by prepare (no {SCRATCH_MARKER} in it); "
+                "move it away or use another --out"
+            )
+        return work
+    work.mkdir(parents=True)
+    (work / SCRATCH_MARKER).write_text("scratch space of inception-v2 prepare; removed when it finishes\n")
+    return work
+
+
+def _ours(path: Path) -> bool:
+    """A file this program wrote in a scratch folder: a chunk or a temporary file."""
+    return path.is_file() and not path.is_symlink() and (_CHUNK_NAME.match(path.name) or is_our_temp(path.name))
+
+
+def remove_scratch(work: Path, log: Callable[[str], None]) -> None:
+    """Remove the chunks and temporary files of the scratch folder ``work`` (if it carries its
+    marker), then the folder itself when nothing else is left in it."""
+    if work.is_symlink() or not (work / SCRATCH_MARKER).is_file():
+        return
+    for path in work.iterdir():
+        if _ours(path):
+            path.unlink(missing_ok=True)
+    others = [p.name for p in work.iterdir() if p.name != SCRATCH_MARKER]
+    if others:
+        log(f"left {work} in place: it holds files prepare did not write ({', '.join(sorted(others)[:3])})")
+        return
+    (work / SCRATCH_MARKER).unlink(missing_ok=True)
+    work.rmdir()
+
+
 def _clean_leftovers(out: Path, work: Path, chunks: Sequence[_Chunk], log: Callable[[str], None]) -> None:
-    """Remove what an interrupted or killed run left that this run cannot use: temporary files
-    next to the outputs and in ``work``, and chunks whose inputs changed since."""
-    for tmp in out.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    for tmp in work.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """Remove what an interrupted or killed run left that this run cannot use: this program's
+    temporary files next to the outputs and in the scratch folder, and chunks whose inputs
+    changed since. Nothing else is touched."""
+    remove_stale_temps(out)
+    scratch_folder(work)
+    remove_stale_temps(work)
     wanted = {c.path.name for c in chunks}
-    stale = [p for p in work.iterdir() if p.name not in wanted]
+    stale = [p for p in work.iterdir() if p.name not in wanted and _CHUNK_NAME.match(p.name) and _ours(p)]
     for path in stale:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    stale_chunks = sum(1 for p in stale if p.suffix == ".chunk")
-    if stale_chunks:
+        path.unlink()
+    if stale:
         log(
-            f"{stale_chunks} finished chunk(s) in {work} no longer match their inputs or the options "
+            f"{len(stale)} finished chunk(s) in {work} no longer match their inputs or the options "
             "(files changed since the interrupted run): redoing them"
         )
+
+
+def check_out_outside_input(out: Path, inputs: Sequence[Path], flag: str = "--out") -> None:
+    """:class:`UsageError` when ``out`` is one of the folders ``inputs`` or lies inside one:
+    its files would be read as input (pictures, annotations) the next time, and scratch
+    space there could meet the user's own folders."""
+    target = Path(os.path.realpath(out))
+    for folder in inputs:
+        root = Path(os.path.realpath(folder))
+        if target == root or root in target.parents:
+            raise UsageError(f"{flag} {out} is inside the input folder {folder}; choose a folder outside it")
 
 
 def _default_workers() -> int:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from inception_v2.data import PreparedDataset, eval_transform, make_loader, prepare, train_transform
 from inception_v2.data.folder import detect_layout
-from inception_v2.data.prepare import BadSourceFileError
+from inception_v2.data.prepare import SCRATCH, BadSourceFileError, check_out_outside_input
 from inception_v2.data.voc import find_devkit
 from inception_v2.errors import LockedError, UsageError
 from inception_v2.models import DataConfig
@@ -98,7 +98,7 @@ def resolve_prepared(
                 "prepare it again with the fraction you want (or drop --val-fraction)"
             )
         return path
-    if (path / "prepare.json").is_file() or (path / "work").is_dir():
+    if (path / "prepare.json").is_file() or (path / SCRATCH).is_dir():
         raise UsageError(
             f"--data {path} is an unfinished prepare output (no counts.json); "
             "run `inception-v2 prepare` again with the same arguments to finish it"
@@ -107,6 +107,9 @@ def resolve_prepared(
     fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     cache = Path(cache_dir) if cache_dir else cache_dir_for(path, fraction, Path(out), kind)
     flag = "--voc-root" if kind == "voc" else "--image-folder"
+    check_out_outside_input(
+        cache, [path], "--cache-dir" if cache_dir else "the data cache (next to --out; see --cache-dir)"
+    )
 
     def prepare_cache() -> None:
         what = "a VOC root" if kind == "voc" else "an image folder"
