@@ -47,6 +47,8 @@ def read_image(path: Path, box: Optional[Box] = None) -> torch.Tensor:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"image {path} is a folder, not an image file")
+    if path.exists() and not path.is_file():  # a FIFO or a device: reading it could block forever
+        raise UsageError(f"image {path} is not a regular file (a pipe, socket or device)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -169,3 +169,152 @@ def test_concurrent_trains_on_one_run_directory(prepared_sample, tmp_path):
             first.kill()
             first.wait()
     assert (out / "summary.json").is_file()
+
+
+# --------------------------------------------------------------------------- crafted model files
+# Each crafted file writes a MARKER* file when a careless loader runs it (tests/deploy/crafted.py).
+# Every command and API that opens a model must refuse each one with status 2 / UsageError,
+# one line naming the file, and no marker.
+
+CRAFTED = (
+    "pt2-sample_inputs",
+    "pt2-weights",
+    "pt2-constants",
+    "pt2-legacy_weights",
+    "pt2-aotinductor",
+    "torchscript",
+    "checkpoint",
+    "release",
+)
+
+
+@pytest.fixture(scope="module")
+def crafted(tiny_run: Path, tmp_path_factory) -> Dict[str, Path]:
+    """name -> crafted file; the markers go to ``files["marks"]``."""
+    import json
+
+    from inception_v2 import load_model
+    from inception_v2.deploy.export import export_model, pt2_sidecar
+    from inception_v2.deploy.release import export_release
+    from tests.deploy.crafted import (
+        crafted_checkpoint,
+        crafted_pt2,
+        crafted_release,
+        crafted_torchscript,
+    )
+
+    d = tmp_path_factory.mktemp("crafted")
+    marks = d / "marks"
+    marks.mkdir()
+    genuine = d / "genuine.pt2"
+    export_model(load_model(tiny_run / "best.pt"), genuine, "pt2")
+    export_release(tiny_run / "best.pt", d / "genuine-release")
+    files = {"marks": marks, "genuine-pt2": genuine}
+    for name in CRAFTED:
+        if name.startswith("pt2-"):
+            plant = name[4:]
+            files[name] = crafted_pt2(genuine, d / f"{plant}.pt2", marks / f"MARKER-{plant}", plant)
+    meta = json.loads(pt2_sidecar(genuine).read_text())  # genuine metadata: it proves nothing
+    files["torchscript"] = crafted_torchscript(d / "model.pt", marks / "MARKER-torchscript", meta)
+    files["checkpoint"] = crafted_checkpoint(d / "best.pt", marks / "MARKER-checkpoint")
+    files["release"] = crafted_release(d / "release", marks / "MARKER-release", d / "genuine-release")
+    return files
+
+
+def _opening_commands(f: Path, paths: Dict[str, Path], tmp: Path) -> Dict[str, list]:
+    return {
+        "predict": ["predict", "--checkpoint", str(f), str(paths["image"]), "--device", "cpu"],
+        "evaluate": ["evaluate", "--checkpoint", str(f), "--data", str(paths["data"]), "--workers", "0"],
+        "export": ["export", "--checkpoint", str(f), "--out", str(tmp / "m.onnx")],
+        "export-release": ["export", "--checkpoint", str(f), "--format", "safetensors", "--out", str(tmp / "rel")],
+        "train-pretrained": TRAIN.split()
+        + ["--data", str(paths["data"]), "--out", str(tmp / "r"), "--pretrained", str(f)],
+    }
+
+
+@pytest.mark.parametrize("name", CRAFTED)
+def test_no_command_runs_code_from_a_crafted_model_file(name, crafted, paths, tmp_path, capsys):
+    from tests.deploy.crafted import markers
+
+    f = crafted[name]
+    for command, argv in _opening_commands(f, paths, tmp_path).items():
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == errors.EXIT_USAGE, (command, code, err)
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, (command, err)
+        assert str(f) in err, (command, err)
+        assert markers(crafted["marks"]) == [], (command, "code from the file ran")
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "rel").exists()
+
+
+@pytest.mark.parametrize("name", CRAFTED)
+def test_no_api_runs_code_from_a_crafted_model_file(name, crafted, paths):
+    from inception_v2 import create_model, load_model
+    from inception_v2.deploy.runners import load_classifier
+    from inception_v2.errors import UsageError
+    from inception_v2.evaluate import evaluate_checkpoint
+    from inception_v2.predict import predict
+    from tests.deploy.crafted import markers
+
+    f = crafted[name]
+    calls = {
+        "load_model": lambda: load_model(f),
+        "create_model": lambda: create_model("googlenet_bn", num_classes=20, pretrained=f),
+        "load_classifier": lambda: load_classifier(f, "cpu"),
+        "predict": lambda: predict(f, [paths["image"]], device="cpu"),
+        "evaluate_checkpoint": lambda: evaluate_checkpoint(f, paths["data"], workers=0, device="cpu", progress=False),
+    }
+    for api, call in calls.items():
+        with pytest.raises(UsageError) as info:
+            call()
+        assert str(f) in str(info.value) and "\n" not in str(info.value), (api, info.value)
+        assert markers(crafted["marks"]) == [], (api, "code from the file ran")
+
+
+def test_train_resume_refuses_a_crafted_last_checkpoint(crafted, paths, tiny_run, tmp_path, capsys):
+    import shutil
+
+    from tests.deploy.crafted import markers
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns(".lock"))
+    for name in ("checkpoint", "torchscript", "pt2-sample_inputs"):
+        shutil.copy(crafted[name], run / "last.pt")
+        code = main(TRAIN.split() + ["--data", str(paths["data"]), "--out", str(run), "--resume", "--epochs", "3"])
+        err = capsys.readouterr().err
+        assert code == errors.EXIT_USAGE and err.count("\n") == 1 and str(run / "last.pt") in err, (name, err)
+        assert markers(crafted["marks"]) == []
+
+
+def test_the_crafted_files_are_live(crafted, tmp_path):
+    """The files above do run code when loaded the careless way, so the tests above can fail:
+    plain ``torch.export.load`` runs each pickle planted in a .pt2, and ``--trust-file`` runs
+    the TorchScript file's code."""
+    import torch
+
+    from tests.deploy.crafted import crafted_pt2
+
+    for plant in ("sample_inputs", "weights", "constants", "legacy_weights"):
+        marker = tmp_path / f"live-{plant}"
+        crafted_pt2(crafted["genuine-pt2"], tmp_path / f"{plant}.pt2", marker, plant)
+        try:
+            torch.export.load(str(tmp_path / f"{plant}.pt2"))
+        except Exception:  # noqa: BLE001 - it may fail after the pickle ran
+            pass
+        assert marker.exists(), plant
+
+
+def test_trust_file_runs_a_torchscript_file(crafted, paths, tmp_path, capsys):
+    import json
+    import shutil
+
+    from inception_v2.deploy.export import pt2_sidecar
+    from tests.deploy.crafted import crafted_torchscript
+
+    meta = json.loads(pt2_sidecar(crafted["genuine-pt2"]).read_text())
+    marker = tmp_path / "trusted"
+    f = crafted_torchscript(tmp_path / "m.ts", marker, meta)
+    shutil.copy(paths["image"], tmp_path / "x.png")
+    assert main(["predict", "--checkpoint", str(f), str(tmp_path / "x.png"), "--device", "cpu", "--trust-file"]) == 0
+    assert marker.exists() and Path(str(marker) + ".load").exists()  # its forward and its __setstate__ ran
+    capsys.readouterr()

@@ -140,3 +140,41 @@ def crafted_release(dst: Path, marker: Path, genuine: Path) -> Path:
 def markers(folder: Path) -> list:
     """Every marker file under ``folder`` (what a crafted file would have written)."""
     return sorted(p.name for p in Path(folder).rglob("MARKER*"))
+
+
+def tiny_onnx(
+    dst: Path,
+    classes: object,
+    outputs: int,
+    batch: object = "batch",
+    size: int = 32,
+    meta_size: object = None,
+    weight: float = 1.0,
+) -> Path:
+    """A small foreign-looking ONNX classifier: global average pool, then a ``3 x outputs``
+    matrix filled with ``weight`` (NaN gives NaN logits). ``batch``: the input's batch
+    dimension (a name: dynamic; an int: fixed); ``meta_size``: the metadata's image_size
+    (default ``size``); ``classes``: the metadata's class names."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((3, outputs), weight, dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, outputs])],
+        initializer=[w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"model_name": "tiny", "classes": json.dumps(classes), "image_size": json.dumps(meta_size or size)}
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(dst))
+    return dst

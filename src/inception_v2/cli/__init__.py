@@ -7,7 +7,7 @@ loads only what it needs. Nothing outside this package imports it.
 
 This is also the one place where exceptions become messages: :func:`main` maps the project's
 errors, ``OSError`` and ``ValueError`` to one ``error: ...`` line and an exit status
-(:mod:`inception_v2.errors` lists them); ``--debug`` shows the traceback instead.
+(:mod:`inception_v2.errors` lists them); ``--debug`` prints the traceback too (same status).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import importlib
 import os
 import re
 import sys
+import traceback
 from typing import List, Optional, Sequence, Tuple
 
 from inception_v2 import errors
@@ -128,8 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("interrupted", file=sys.stderr)
         return errors.EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the one place that maps errors to messages
-        if debug:
-            raise
+        if debug:  # the traceback too, but the same documented status
+            traceback.print_exc()
         status, message = describe_error(e)
         print(f"error: {message}", file=sys.stderr)
         return status

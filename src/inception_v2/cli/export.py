@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from inception_v2.deploy.export import (
@@ -19,6 +20,7 @@ from inception_v2.deploy.export import (
     export_model,
 )
 from inception_v2.deploy.quantize import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP, QUANTIZATIONS
+from inception_v2.deploy.release import RELEASE_CONFIG, RELEASE_FORMAT
 from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.models import create_model, list_models
 
@@ -58,6 +60,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         "safetensors: a release folder --out DIR with model.safetensors and config.json",
     )
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write (a folder for safetensors)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="safetensors: write into an existing folder that is not a release folder (its config.json and "
+        "model.safetensors are overwritten)",
+    )
     p.add_argument(
         "--image-size",
         type=int,
@@ -127,6 +135,7 @@ def run_release(args: argparse.Namespace) -> int:
     for flag, value in (("--image-size", args.image_size), ("--opset", args.opset)):
         if value is not None:
             raise UsageError(f"{flag} does not apply to --format {SAFETENSORS} (the release holds weights only)")
+    check_release_target(Path(args.out), args.force)
     if args.checkpoint is not None:
         _check_no_num_classes(args)
         result = export_release(args.checkpoint, args.out)
@@ -134,6 +143,30 @@ def run_release(args: argparse.Namespace) -> int:
         result = write_release(_untrained(args), args.out, "untrained")
     print(result.describe())
     return 0
+
+
+def is_release_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a release's ``config.json`` (its ``format`` field says so)."""
+    try:
+        config = json.loads((folder / RELEASE_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == RELEASE_FORMAT
+
+
+def check_release_target(out: Path, force: bool) -> None:
+    """A release may be written to a new or empty folder, or over an earlier release; an
+    existing folder holding anything else (a ``config.json`` or ``model.safetensors`` of its
+    own would be overwritten) needs ``--force``."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; a release is a folder (model.safetensors + config.json)")
+    if not out.is_dir() or force or is_release_folder(out):
+        return
+    if any(p.name != ".lock" for p in out.iterdir()):
+        raise UsageError(
+            f"--out {out} is an existing folder that is not a release folder, whose files could be "
+            "overwritten; choose a new folder, or pass --force"
+        )
 
 
 def _check_no_num_classes(args: argparse.Namespace) -> None:
@@ -176,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == SAFETENSORS:
         _check_quantize_args(args, SAFETENSORS)
         return run_release(args)
+    if args.force:
+        raise UsageError("--force applies to --format safetensors only (a file is replaced atomically)")
     fmt = output_format(args.out, args.format)
     _check_quantize_args(args, fmt)
     if args.checkpoint is not None:

@@ -253,8 +253,10 @@ def _write_verified(
         if sidecar is not None:
             write_json(*sidecar)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, str(tmp)):
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e  # (a full disk: name the file)
         raise
     return result
 
@@ -471,8 +473,10 @@ def export_torchscript(model: nn.Module, path: PathLike, image_size: Optional[in
         traced = torch.jit.trace(deploy, _random_batch(TRACE_BATCH_SIZE, size, seed=0), check_trace=False)
 
     def write(tmp: Path) -> None:
+        buffer = io.BytesIO()  # (torch's C++ writer aborts the process on a full disk; Python's raises)
         with _quiet_tracing():
-            torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_META: meta})
+            torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_META: meta})
+        tmp.write_bytes(buffer.getbuffer())
 
     def verify(tmp: Path) -> Dict[int, float]:
         loaded, read_back = read_torchscript(tmp, trust_file=True)  # the file just written

@@ -184,26 +184,44 @@ class OnnxClassifier:
             raise UsageError(f"{self.path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
         shape = inputs[0].shape  # e.g. ['batch', 3, 299, 299]
+        self.batch_size: Optional[int] = shape[0] if len(shape) == 4 and isinstance(shape[0], int) else None
         meta = self.session.get_modelmeta().custom_metadata_map
         graph_size = shape[-1] if len(shape) == 4 and isinstance(shape[-1], int) else None
+        try:
+            self._read_metadata(meta, graph_size)
+        except (TypeError, ValueError) as e:
+            if isinstance(e, UsageError):
+                raise
+            raise UsageError(f"{self.path}: its metadata is malformed ({e})") from None
+        self.device = torch.device("cpu")  # the logits come back as CPU tensors
+        out_shape = outputs[0].shape
+        graph_classes = out_shape[-1] if len(out_shape) == 2 and isinstance(out_shape[-1], int) else None
+        if graph_classes is not None and self.classes is not None and len(self.classes) != graph_classes:
+            raise UsageError(
+                f"{self.path}: its metadata names {len(self.classes)} classes but its output has {graph_classes}"
+            )
+        self.num_classes: Optional[int] = graph_classes or (len(self.classes) if self.classes else None)
+
+    def _read_metadata(self, meta: Dict[str, str], graph_size: Optional[int]) -> None:
+        """The preprocessing and names from ``metadata_props`` (see the class docstring); an
+        ``image_size`` that contradicts the graph's fixed input is refused."""
         image_size = _json_meta(meta, "image_size", self.path) or graph_size
         if image_size is None:
             raise UsageError(f"{self.path}: no image_size in its metadata and no fixed input size")
+        if graph_size is not None and int(image_size) != graph_size:
+            raise UsageError(
+                f"{self.path}: its metadata says image_size {image_size} but its graph takes {graph_size} pixels"
+            )
         self.image_size: int = int(image_size)
         self.resize_size: int = int(_json_meta(meta, "resize_size", self.path) or self.image_size)
-        self.mean: List[float] = list(_json_meta(meta, "mean", self.path) or (0.5, 0.5, 0.5))
-        self.std: List[float] = list(_json_meta(meta, "std", self.path) or (0.5, 0.5, 0.5))
+        self.mean: List[float] = [float(v) for v in _json_meta(meta, "mean", self.path) or (0.5, 0.5, 0.5)]
+        self.std: List[float] = [float(v) for v in _json_meta(meta, "std", self.path) or (0.5, 0.5, 0.5)]
         self.model_name: Optional[str] = meta.get("model_name")
         self.quantization: Optional[str] = _json_meta(meta, "quantization", self.path)
-        self.device = torch.device("cpu")  # the logits come back as CPU tensors
         classes = _json_meta(meta, "classes", self.path)
-        self.classes: Optional[List[str]] = list(classes) if classes is not None else None
-        out_shape = outputs[0].shape
-        self.num_classes: Optional[int] = (
-            out_shape[-1]
-            if len(out_shape) == 2 and isinstance(out_shape[-1], int)
-            else (len(self.classes) if self.classes else None)
-        )
+        if classes is not None and not isinstance(classes, list):
+            raise UsageError(f"{self.path}: its metadata 'classes' is not a list")
+        self.classes: Optional[List[str]] = [str(c) for c in classes] if classes is not None else None
 
     @property
     def name(self) -> Optional[str]:
@@ -235,8 +253,25 @@ class OnnxClassifier:
             raise ValueError(
                 f"{self.path.name} expects a batch shaped N x {' x '.join(map(str, want))}, got {tuple(x.shape)}"
             )
-        (logits,) = self.session.run([self.output_name], {self.input_name: x})
-        return torch.from_numpy(np.asarray(logits, dtype=np.float32))
+        if self.batch_size is None or len(x) == self.batch_size:
+            return torch.from_numpy(self._run(x))
+        # a graph with a fixed batch (a foreign file): run it batch by batch, the last one padded
+        parts = []
+        for start in range(0, len(x), self.batch_size):
+            chunk = x[start : start + self.batch_size]
+            pad = self.batch_size - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+            parts.append(self._run(chunk)[: self.batch_size - pad])
+        return torch.from_numpy(np.concatenate(parts))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        try:
+            (logits,) = self.session.run([self.output_name], {self.input_name: x})
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own error types: the file cannot run this input
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise UsageError(f"{self.path}: ONNX Runtime cannot run it on a batch of {len(x)} ({first})") from None
+        return np.asarray(logits, dtype=np.float32)
 
     def __repr__(self) -> str:
         return (

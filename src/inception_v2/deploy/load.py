@@ -37,6 +37,8 @@ import torch
 from torch import nn
 
 from inception_v2.deploy.release import RELEASE_CONFIG, RELEASE_WEIGHTS, read_release, read_safetensors
+from inception_v2.deploy.release_schema import validate_data_config
+from inception_v2.deploy.untrusted import is_torchscript
 from inception_v2.errors import UsageError
 from inception_v2.models import DataConfig, create_model, list_models, model_options
 from inception_v2.models.weights import state_dict_mismatch
@@ -63,6 +65,7 @@ def data_config_dict(cfg: DataConfig) -> Dict[str, Any]:
 def data_config_from_dict(d: Any, path: PathLike) -> DataConfig:
     """The inverse of :func:`data_config_dict`, with a one-line error naming ``path``
     (``interpolation`` is optional: bilinear, what files written before it was stored used)."""
+    validate_data_config(d, path)
     try:
         return DataConfig(
             input_size=int(d["input_size"]),
@@ -81,6 +84,14 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+def _refuse_torchscript(path: Path) -> None:
+    """A TorchScript file is code, never weights (``torch.load`` would hand it to ``torch.jit.load``)."""
+    if is_torchscript(path):
+        raise UsageError(
+            f"{path} is a TorchScript file (a program), not a checkpoint or weights; it is never loaded here"
+        )
+
+
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Read a checkpoint to CPU with ``weights_only=True``; :class:`UsageError` if it is missing,
     refused (holds arbitrary Python objects), unreadable (truncated, corrupt) or not ours."""
@@ -88,7 +99,8 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     if path.is_dir():
         raise UsageError(f"checkpoint {path} is a folder, not a file")
     if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist")
+        raise UsageError(f"checkpoint {path} does not exist" if not path.exists() else f"{path} is not a regular file")
+    _refuse_torchscript(path)
     with open(path, "rb") as f:
         head = f.read(2)
     # torch.save writes a zip archive (older PyTorch: a pickle, which starts with 0x80)
@@ -271,6 +283,9 @@ def read_pretrained(source: PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[str
         raise UsageError(f"weights {path} do not exist")
     if path.suffix == ".safetensors":
         return read_safetensors(path), {}
+    if not path.is_file():
+        raise UsageError(f"weights {path} are not a regular file")
+    _refuse_torchscript(path)
     try:
         with open(path, "rb") as f:
             obj = torch.load(f, map_location="cpu", weights_only=True)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from inception_v2.atomic import write_bytes, write_json
+from inception_v2.deploy.release_schema import validate_release_config
 from inception_v2.errors import UsageError
 from inception_v2.locking import exclusive
 
@@ -139,6 +140,7 @@ def read_release(folder: PathLike) -> Dict[str, Any]:
     missing = [k for k in ("model_name", "num_classes", "data_config") if k not in config]
     if missing:
         raise UsageError(f"{path} lacks {', '.join(missing)}")
+    validate_release_config(config, path)
     return config
 
 

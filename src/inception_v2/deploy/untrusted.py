@@ -134,8 +134,9 @@ def check_pt2_archive(data: bytes, path: PathLike) -> None:
 
 
 def is_torchscript(path: PathLike) -> bool:
-    """Whether ``path`` is a TorchScript archive (a zip with ``constants.pkl`` and ``code/``),
-    as opposed to a ``torch.save`` checkpoint (a zip with ``data.pkl`` only), whatever its suffix."""
+    """Whether ``path`` is a TorchScript archive (a zip with ``constants.pkl``, what
+    ``torch.load`` itself looks for), as opposed to a ``torch.save`` checkpoint (a zip with
+    ``data.pkl`` only), whatever its suffix."""
     if not zipfile.is_zipfile(path):
         return False
     try:
@@ -143,7 +144,7 @@ def is_torchscript(path: PathLike) -> bool:
             names = z.namelist()
     except (zipfile.BadZipFile, OSError):
         return False
-    return any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names)
+    return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in names)
 
 
 def refuse_untrusted_code(path: PathLike, trust_file: bool) -> None:

@@ -7,6 +7,7 @@ is defined by :mod:`inception_v2.deploy.load`, which reads it; this module write
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from typing import Any, Dict, Union
@@ -71,6 +72,9 @@ def _to_tuples(x: Any) -> Any:
 
 def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> None:
     """Write ``state`` (the keys: :mod:`inception_v2.deploy.load`) atomically, stamped with the
-    format and version."""
+    format and version. The archive is built in memory first: torch's own writer reports a
+    full disk as an opaque ``RuntimeError``, Python's as ``OSError`` naming ``path``."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
     with atomic_open(path, "wb") as f:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+        f.write(buffer.getbuffer())

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from inception_v2.atomic import write_json
+from inception_v2.atomic import remove_stale_temps, write_json
 from inception_v2.data import normalize
 from inception_v2.data.transforms import batch_mix
 from inception_v2.errors import CheckFailedError, LockedError, UsageError
@@ -388,7 +388,7 @@ LOCK_WAIT_S = 60.0  # after an elastic restart, how long to wait for the dead at
 
 def _own_run_dir(stack: contextlib.ExitStack, out: Path, wait_s: float = 0.0) -> None:
     """Lock ``out`` for this process (until ``stack`` closes) and remove the temporary files
-    a killed write left there (``.last.pt.*.tmp``...): nobody else can be writing them.
+    a killed write left there (``.last.pt.iv2-PID-*.tmp``...; never anyone else's files).
 
     ``wait_s`` > 0 (an elastic restart) retries while the lock is held: the failed attempt's
     processes (its loader workers among them) may take a moment to die and release it."""
@@ -403,8 +403,7 @@ def _own_run_dir(stack: contextlib.ExitStack, out: Path, wait_s: float = 0.0) ->
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.5)
-    for tmp in out.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    remove_stale_temps(out)  # only this program's, of a writer that is gone
 
 
 def _fit(
