@@ -318,3 +318,235 @@ def test_trust_file_runs_a_torchscript_file(crafted, paths, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(f), str(tmp_path / "x.png"), "--device", "cpu", "--trust-file"]) == 0
     assert marker.exists() and Path(str(marker) + ".load").exists()  # its forward and its __setstate__ ran
     capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- wrong answers from a model file
+
+
+def _one_line_error(code: int, err: str, status: int, *texts: str) -> None:
+    assert code == status, (code, err)
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for text in texts:
+        assert text in err, (text, err)
+
+
+ONNX_CASES = {  # name -> (tiny_onnx keywords, text of the error)
+    "more-classes-than-outputs": (dict(classes=["a", "b", "c"], outputs=2), "names 3 classes but its output has 2"),
+    "fewer-classes-than-outputs": (dict(classes=["a"], outputs=2), "names 1 classes but its output has 2"),
+    "nan-outputs": (dict(classes=["a", "b"], outputs=2, weight=float("nan")), "non-finite"),
+    "inf-outputs": (dict(classes=["a", "b"], outputs=2, weight=float("inf")), "non-finite"),
+    "image-size-contradicts-graph": (dict(classes=["a", "b"], outputs=2, meta_size=64), "image_size 64"),
+}
+
+
+@pytest.mark.parametrize("case", list(ONNX_CASES))
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_predict_refuses_an_onnx_file_that_would_give_a_wrong_answer(case, json_flag, paths, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from tests.deploy.crafted import tiny_onnx
+
+    kw, text = ONNX_CASES[case]
+    f = tiny_onnx(tmp_path / "m.onnx", **kw)
+    code = main(["predict", "--checkpoint", str(f), str(paths["image"]), str(paths["image"]), *json_flag])
+    out, err = capsys.readouterr()
+    _one_line_error(code, err, 2, str(f), text)
+    assert out == "" and "nan" not in out.lower()
+
+
+def test_evaluate_refuses_nan_outputs(paths, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from inception_v2.data import VOC_CLASSES
+    from tests.deploy.crafted import tiny_onnx
+
+    f = tiny_onnx(tmp_path / "m.onnx", classes=list(VOC_CLASSES), outputs=20, weight=float("nan"))
+    for extra in ([], ["--json"]):
+        code = main(["evaluate", "--checkpoint", str(f), "--data", str(paths["data"]), "--workers", "0", *extra])
+        out, err = capsys.readouterr()
+        _one_line_error(code, err, 2, str(f), "non-finite")
+        assert "nan" not in out.lower()
+
+
+def test_a_foreign_onnx_file_with_a_fixed_batch_of_one_takes_two_images(paths, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from tests.deploy.crafted import tiny_onnx
+
+    f = tiny_onnx(tmp_path / "m.onnx", classes=["a", "b"], outputs=2, batch=1)
+    image = paths["image"]
+    assert main(["predict", "--checkpoint", str(f), str(image), str(image), str(image), "--json"]) == 0
+    import json
+
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 3 and all(r["top"][0]["probability"] == pytest.approx(0.5) for r in results)
+
+
+# --------------------------------------------------------------------------- release config schema
+
+RELEASE_EDITS = {  # name -> (edit of config.json, the key the message names)
+    "count-include-pad-string": (lambda c: c["arch_options"].update(count_include_pad="yes"), "count_include_pad"),
+    "std-two-values": (lambda c: c["data_config"].update(std=[0.5, 0.5]), "data_config.std"),
+    "std-zero": (lambda c: c["data_config"].update(std=[0.5, 0.0, 0.5]), "data_config.std"),
+    "mean-nan": (lambda c: c["data_config"].update(mean=[float("nan"), 0.5, 0.5]), "data_config.mean"),
+    "num-classes-1e12": (lambda c: c.update(num_classes=1e12), "num_classes"),
+    "num-classes-huge-int": (lambda c: c.update(num_classes=10**12), "num_classes"),
+    "num-classes-string": (lambda c: c.update(num_classes="20"), "num_classes"),
+    "classes-not-a-list": (lambda c: c.update(classes="aeroplane"), "classes"),
+    "input-size-zero": (lambda c: c["data_config"].update(input_size=0), "data_config.input_size"),
+    "data-config-a-list": (lambda c: c.update(data_config=[1, 2]), "data_config"),
+    "aux-logits-string": (lambda c: c.update(aux_logits="no"), "aux_logits"),
+    "interpolation-unknown": (lambda c: c["data_config"].update(interpolation="lanczos9"), "interpolation"),
+}
+
+
+@pytest.fixture(scope="module")
+def release(tiny_run, tmp_path_factory) -> Path:
+    from inception_v2.deploy.release import export_release
+
+    out = tmp_path_factory.mktemp("release") / "r"
+    export_release(tiny_run / "best.pt", out)
+    return out
+
+
+@pytest.mark.parametrize("case", list(RELEASE_EDITS))
+def test_a_release_config_that_breaks_the_schema_is_refused(case, release, paths, tmp_path, capsys):
+    import json
+    import shutil
+
+    from inception_v2 import load_model
+    from inception_v2.errors import UsageError
+
+    folder = tmp_path / "r"
+    shutil.copytree(release, folder, ignore=shutil.ignore_patterns(".lock"))
+    config = json.loads((folder / "config.json").read_text())
+    edit, key = RELEASE_EDITS[case]
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+    code = main(["predict", "--checkpoint", str(folder), str(paths["image"]), "--device", "cpu"])
+    _one_line_error(code, capsys.readouterr().err, 2, str(folder / "config.json"), key)
+    with pytest.raises(UsageError, match=key):
+        load_model(folder)
+
+
+# --------------------------------------------------------------------------- files that are not files
+
+
+NOT_FILES = [(w, c) for w in ("fifo-model", "fifo-onnx", "fifo-pt2", "device-model") for c in ("predict", "evaluate")]
+
+
+@pytest.mark.parametrize("what, command", NOT_FILES + [("fifo-image", "predict")])
+def test_a_fifo_or_device_is_refused_instead_of_blocking(what, command, paths, tmp_path, capsys):
+    fifo = tmp_path / {"fifo-onnx": "m.onnx", "fifo-pt2": "m.pt2"}.get(what, "m.pt")
+    os.mkfifo(fifo)
+    model = "/dev/zero" if what == "device-model" else str(fifo)
+    image = str(paths["image"])
+    if what == "fifo-image":
+        model, image = str(paths["run"] / "best.pt"), str(fifo)
+    rest = [image] if command == "predict" else ["--data", str(paths["data"]), "--workers", "0"]
+    code = main([command, "--checkpoint", model, "--device", "cpu", *rest])
+    _one_line_error(code, capsys.readouterr().err, 2, image if what == "fifo-image" else model, "not a regular file")
+
+
+# --------------------------------------------------------------------------- never delete what is not ours
+
+
+def test_export_safetensors_refuses_a_folder_that_is_not_a_release(paths, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}\n')
+    (out / "model.safetensors").write_bytes(b"my bytes")
+    argv = ["export", "--checkpoint", str(paths["run"] / "best.pt"), "--format", "safetensors", "--out", str(out)]
+    _one_line_error(main(argv), capsys.readouterr().err, 2, str(out), "--force")
+    assert (out / "config.json").read_text() == '{"mine": true}\n' and (
+        out / "model.safetensors"
+    ).read_bytes() == b"my bytes"
+    assert main(argv + ["--force"]) == 0  # said so: overwritten
+    assert main(argv) == 0  # a release folder now: written over without --force
+    capsys.readouterr()
+    _one_line_error(
+        main(["export", "--model", "googlenet_bn", "--out", str(tmp_path / "m.onnx"), "--force"]),
+        capsys.readouterr().err,
+        2,
+        "--force",
+    )
+
+
+def test_a_killed_exports_temp_file_is_removed_by_the_next_export_and_nothing_else(paths, tmp_path, capsys):
+    dead = 2**22 + 1  # above Linux's largest pid: a writer that is gone
+    stale = tmp_path / f".m.ts.iv2-{dead}-abcd1234.tmp"
+    stale.write_bytes(b"half an export")
+    alive = tmp_path / f".m.ts.iv2-{os.getpid()}-abcd1234.tmp"  # a live writer's: kept
+    alive.write_bytes(b"being written")
+    mine = [tmp_path / ".m.ts.tmp", tmp_path / ".m.ts.abcd1234.tmp", tmp_path / "notes.tmp"]
+    for f in mine:
+        f.write_text("the user's")
+    assert main(["export", "--checkpoint", str(paths["run"] / "best.pt"), "--out", str(tmp_path / "m.ts")]) == 0
+    capsys.readouterr()
+    assert not stale.exists() and alive.exists() and all(f.read_text() == "the user's" for f in mine)
+    assert (tmp_path / "m.ts").is_file()
+
+
+@pytest.fixture
+def image_root(tmp_path) -> Path:
+    root = tmp_path / "pictures"
+    for cls in ("cat", "work"):
+        (root / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (24, 24), (i * 50, 80, 0)).save(root / cls / f"{i}.png")
+    (root / ".notes.tmp").write_text("mine")
+    return root
+
+
+def _tree(root: Path) -> Dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("where", ["root", "inside", "in-a-class"])
+def test_prepare_out_inside_the_image_folder_is_refused(where, image_root, capsys):
+    out = {"root": image_root, "inside": image_root / "prepared", "in-a-class": image_root / "work" / "p"}[where]
+    before = _tree(image_root)
+    code = main(["prepare", "--image-folder", str(image_root), "--out", str(out), "--workers", "1"])
+    _one_line_error(code, capsys.readouterr().err, 2, "--out", str(image_root))
+    assert _tree(image_root) == before
+
+
+@pytest.mark.parametrize("cache", ["cache-dir", "implicit"])
+def test_train_data_cache_inside_the_image_folder_is_refused(cache, image_root, capsys):
+    before = _tree(image_root)
+    if cache == "cache-dir":
+        extra = ["--out", str(image_root.parent / "run"), "--cache-dir", str(image_root / "cache")]
+        flag = "--cache-dir"
+    else:  # the cache goes next to the run directory: here, inside the pictures
+        extra = ["--out", str(image_root / "runs" / "r")]
+        flag = "data cache"
+    code = main(TRAIN.split() + ["--data", str(image_root), *extra])
+    _one_line_error(code, capsys.readouterr().err, 2, flag, str(image_root))
+    assert {k: v for k, v in _tree(image_root).items() if not k.startswith("runs")} == before
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs (needs root and a kernel that lets this process mount one)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.decode(errors='replace').strip()})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_torchscript_export_on_a_full_disk(full_disk, paths, capsys):
+    out = full_disk / "m.ts"
+    code = main(["export", "--checkpoint", str(paths["run"] / "best.pt"), "--out", str(out)])
+    _one_line_error(code, capsys.readouterr().err, 2, str(out), "no space left on device")
+    assert list(full_disk.iterdir()) == []  # no temp file left
+
+
+def test_a_checkpoint_on_a_full_disk(full_disk, paths, capsys):
+    out = full_disk / "run"
+    code = main(TRAIN.split() + ["--data", str(paths["data"]), "--out", str(out)])
+    err = capsys.readouterr().err
+    _one_line_error(code, err, 2, "no space left on device", str(out))
+    assert not [p for p in out.rglob("*.tmp")]
