@@ -168,7 +168,7 @@ def test_a_row_whose_branches_do_not_add_up_is_refused():
     """Every module checks its branch widths against the table's ``out`` column."""
     from inception_v2.models.blocks import Inception3x3
 
-    row = InceptionRow("3a", 1, 288, 64, 64, 64, 64, 96, "avg", 64)
+    row = InceptionRow("3a", Inception3x3, 1, 288, 64, 64, 64, 64, 96, "avg", 64)
     assert Inception3x3(row, 192).out_channels == 288
     with pytest.raises(ValueError, match="add up to 288, the table says 300"):
         Inception3x3(row._replace(out=300), 192)

@@ -1,32 +1,37 @@
 """The Inception modules, one class per figure of the papers, built from one table row each.
 
-A row (:class:`InceptionRow`) holds the columns of the tables in docs/architecture.md: ``#1x1``
-of the plain 1x1 branch, ``red``/``n`` of the single branch, ``dbl_red``/``dbl`` of the double
-branch, the pool type and its projection. Within a branch every convolution after the 1x1
-reduction has the branch's output width (the source's stated principle: "the factorized
-convolutions have the same kernel size and the same number of filters"); the released
-Inception-v3 (``inception_v3_tv``) departs from it in its 17x17 modules, which keep the reduction
-width until the branch's last convolution (``keep_reduction_width``). Every module checks that
-the widths of its branches add up to the row's ``out`` column.
+A row (:class:`InceptionRow`) holds the columns of the tables in docs/architecture.md: the
+module's class (``block``), ``#1x1`` of the plain 1x1 branch, ``red``/``n`` of the single
+branch, ``dbl_red``/``dbl`` of the double branch, the pool type and its projection. Within a
+branch every convolution after the 1x1 reduction has the branch's output width (the source's
+stated principle: "the factorized convolutions have the same kernel size and the same number of
+filters"); the released Inception-v3 (``inception_v3_tv``) departs from it in its 17x17 modules,
+which keep the reduction width until the branch's last convolution (``keep_reduction_width``).
+Every module checks that the widths of its branches add up to the row's ``out`` column.
 
-Each module's ``forward`` names its branches in order (no loop over names), so that
+What a model sets for all its modules (the layer factory, how its pools count the padding...)
+is one :class:`BlockOptions`; every module takes ``(row, in_channels, options)``. The pool
+branch of every module is built in one place, :func:`pool_branch`.
+
+A module's branches are registered in the order of concatenation (``branch_names``, also the
+order of the state dict); :meth:`_Concat.forward` runs them in that order, so that
 ``torch.jit.script``, ``torch.fx`` and ``torch.export`` see a plain graph.
 """
 
-from __future__ import annotations
-
-from typing import List, NamedTuple, Tuple
+from dataclasses import dataclass
+from typing import List, NamedTuple, Tuple, Type
 
 import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from inception_v2.models.layers import ConvBNReLU
+from inception_v2.models.layers import ConvBNReLU, ConvLayer
 
 
 class InceptionRow(NamedTuple):
     name: str  # "3a", "5e", "Mixed_5b", ...
+    block: Type["_Concat"]  # the module's class (one per figure; docs/architecture.md)
     stride: int  # 2: grid reduction (no 1x1 branch, pass-through max pool, no projection)
     out: int  # output channels as tabulated
     n1x1: int  # plain 1x1 branch
@@ -36,6 +41,17 @@ class InceptionRow(NamedTuple):
     dbl: int  # ... then its stacked convolutions
     pool: str  # "avg" or "max"
     proj: int  # 1x1 projection after the pool (0: none)
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """What a model sets for every one of its modules (and its stem)."""
+
+    conv: ConvLayer = ConvBNReLU  # the layer factory, e.g. partial(ConvBNReLU, eps=1e-5)
+    count_include_pad: bool = False  # stride-1 average pools divide by 9 at the border too
+    reduction_padding: int = 0  # padding of GridReduction3x3's stride-2 convolutions
+    ceil_mode: bool = False  # max pools 3x3/2 round up (Caffe), see CeilModeMaxPool
+    keep_reduction_width: bool = False  # Inception7x7: see its docstring
 
 
 def _pool(kind: str, stride: int, count_include_pad: bool = False) -> nn.Module:
@@ -76,6 +92,17 @@ class CeilModeMaxPool(nn.Module):
         return ceil_max_pool(x)
 
 
+def pool_branch(row: InceptionRow, in_channels: int, options: BlockOptions) -> nn.Module:
+    """The pool branch of any module: at stride 1 the row's 3x3 pool, padded, then its 1x1
+    projection when ``proj`` is set; at stride 2 a 3x3/2 max pool whose input channels all pass
+    through (in ceil mode when the model says so)."""
+    if row.stride == 2:
+        return CeilModeMaxPool() if options.ceil_mode else _pool(row.pool, 2)
+    if row.proj == 0:
+        return nn.Sequential(_pool(row.pool, 1, options.count_include_pad))
+    return nn.Sequential(_pool(row.pool, 1, options.count_include_pad), options.conv(in_channels, row.proj, 1))
+
+
 class _Concat(nn.Module):
     """Runs its branches on the same input and concatenates them on channels."""
 
@@ -86,66 +113,54 @@ class _Concat(nn.Module):
             raise ValueError(
                 f"module {row.name}: branch widths {widths} add up to {sum(widths)}, the table says {row.out}"
             )
+        names = tuple(name for name, _ in self.named_children())
+        assert names == self.branch_names, (names, self.branch_names)
         self.row = row
         self.out_channels = row.out
 
-
-def _pool_branch(row: InceptionRow, in_channels: int, count_include_pad: bool) -> nn.Sequential:
-    if row.proj == 0:
-        return nn.Sequential(_pool(row.pool, 1, count_include_pad))
-    return nn.Sequential(_pool(row.pool, 1, count_include_pad), ConvBNReLU(in_channels, row.proj, 1))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.children()], 1)
 
 
-class Inception3x3(_Concat):
-    """1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | pool -> 1x1, at stride 1.
+class InceptionNxN(_Concat):
+    """1x1 | 1x1 -> n x n | 1x1 -> 3x3 -> 3x3 | pool -> 1x1, at stride 1; ``kernel`` is n.
 
-    Inception-v2 modules 3a-3b (Szegedy et al. 2015, figure 5: the 5x5 of GoogLeNet replaced by
-    two 3x3) and every stride-1 module of GoogLeNet-BN (Ioffe & Szegedy 2015, figure 5).
+    The tables name it by its kernel: :class:`Inception3x3` and :class:`Inception5x5`.
     """
 
+    kernel = 3
     branch_names = ("branch1x1", "branch3x3", "branch3x3dbl", "branch_pool")
 
-    def __init__(self, row: InceptionRow, in_channels: int, count_include_pad: bool = False) -> None:
+    def __init__(self, row: InceptionRow, in_channels: int, options: BlockOptions = BlockOptions()) -> None:
         super().__init__()
         assert row.stride == 1, row
-        self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
-        self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 3, padding=1))
+        conv, k = options.conv, self.kernel
+        self.branch1x1 = conv(in_channels, row.n1x1, 1)
+        single = nn.Sequential(conv(in_channels, row.red, 1), conv(row.red, row.n, k, padding=k // 2))
+        self.add_module(f"branch{k}x{k}", single)
         self.branch3x3dbl = nn.Sequential(
-            ConvBNReLU(in_channels, row.dbl_red, 1),
-            ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
-            ConvBNReLU(row.dbl, row.dbl, 3, padding=1),
+            conv(in_channels, row.dbl_red, 1),
+            conv(row.dbl_red, row.dbl, 3, padding=1),
+            conv(row.dbl, row.dbl, 3, padding=1),
         )
-        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
+        self.branch_pool = pool_branch(row, in_channels, options)
         self._check(row, [row.n1x1, row.n, row.dbl, row.proj or in_channels])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
+
+class Inception3x3(InceptionNxN):
+    """Inception-v2 modules 3a-3b (Szegedy et al. 2015, figure 5: the 5x5 of GoogLeNet replaced
+    by two 3x3) and every stride-1 module of GoogLeNet-BN (Ioffe & Szegedy 2015, figure 5)."""
+
+    kernel = 3
 
 
-class Inception5x5(_Concat):
-    """1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg pool -> 1x1, at stride 1.
+class Inception5x5(InceptionNxN):
+    """The 35x35 modules of the released Inception-v3 (torchvision's ``InceptionA``), which keep
+    GoogLeNet's 5x5 branch (Szegedy et al. 2015, figure 4) next to the factorized double 3x3;
+    its average pools count the padding."""
 
-    The 35x35 modules of the released Inception-v3 (torchvision's ``InceptionA``), which keep
-    GoogLeNet's 5x5 branch (Szegedy et al. 2015, figure 4) next to the factorized double 3x3.
-    """
-
+    kernel = 5
     branch_names = ("branch1x1", "branch5x5", "branch3x3dbl", "branch_pool")
-
-    def __init__(self, row: InceptionRow, in_channels: int, count_include_pad: bool = True) -> None:
-        super().__init__()
-        assert row.stride == 1, row
-        self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
-        self.branch5x5 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 5, padding=2))
-        self.branch3x3dbl = nn.Sequential(
-            ConvBNReLU(in_channels, row.dbl_red, 1),
-            ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
-            ConvBNReLU(row.dbl, row.dbl, 3, padding=1),
-        )
-        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
-        self._check(row, [row.n1x1, row.n, row.dbl, row.proj or in_channels])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1x1(x), self.branch5x5(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
 
 
 class GridReduction3x3(_Concat):
@@ -153,81 +168,71 @@ class GridReduction3x3(_Concat):
 
     The efficient grid-size reduction of Szegedy et al. 2015, section 5 and figure 10: stride-2
     branches in parallel with a stride-2 pool. Inception-v2 module 3c uses unpadded stride-2
-    convolutions (35 -> 17); GoogLeNet-BN's 3c/4e pad them by 1 and pool in ceil mode (28 -> 14).
-    A row with ``red`` 0 has no reduction before the single 3x3/2 (the released Inception-v3's
-    ``Mixed_6a``).
+    convolutions (35 -> 17); GoogLeNet-BN's 3c/4e pad them by 1 and pool in ceil mode (28 -> 14)
+    (``options.reduction_padding``, ``options.ceil_mode``). A row with ``red`` 0 has no
+    reduction before the single 3x3/2 (the released Inception-v3's ``Mixed_6a``).
     """
 
     branch_names = ("branch3x3", "branch3x3dbl", "branch_pool")
 
-    def __init__(self, row: InceptionRow, in_channels: int, padding: int = 0, ceil_mode: bool = False) -> None:
+    def __init__(self, row: InceptionRow, in_channels: int, options: BlockOptions = BlockOptions()) -> None:
         super().__init__()
         assert row.stride == 2 and row.n1x1 == 0 and row.proj == 0, row
+        conv, padding = options.conv, options.reduction_padding
         if row.red:
             self.branch3x3 = nn.Sequential(
-                ConvBNReLU(in_channels, row.red, 1),
-                ConvBNReLU(row.red, row.n, 3, stride=2, padding=padding),
+                conv(in_channels, row.red, 1),
+                conv(row.red, row.n, 3, stride=2, padding=padding),
             )
         else:
-            self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.n, 3, stride=2, padding=padding))
+            self.branch3x3 = nn.Sequential(conv(in_channels, row.n, 3, stride=2, padding=padding))
         self.branch3x3dbl = nn.Sequential(
-            ConvBNReLU(in_channels, row.dbl_red, 1),
-            ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
-            ConvBNReLU(row.dbl, row.dbl, 3, stride=2, padding=padding),
+            conv(in_channels, row.dbl_red, 1),
+            conv(row.dbl_red, row.dbl, 3, padding=1),
+            conv(row.dbl, row.dbl, 3, stride=2, padding=padding),
         )
-        self.branch_pool = CeilModeMaxPool() if ceil_mode else _pool(row.pool, 2)
+        self.branch_pool = pool_branch(row, in_channels, options)
         self._check(row, [row.n, row.dbl, in_channels])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)
+
+def _conv1x7(conv: ConvLayer, c_in: int, c_out: int) -> nn.Module:
+    return conv(c_in, c_out, (1, 7), padding=(0, 3))
 
 
-def _conv1x7(c_in: int, c_out: int) -> ConvBNReLU:
-    return ConvBNReLU(c_in, c_out, (1, 7), padding=(0, 3))
-
-
-def _conv7x1(c_in: int, c_out: int) -> ConvBNReLU:
-    return ConvBNReLU(c_in, c_out, (7, 1), padding=(3, 0))
+def _conv7x1(conv: ConvLayer, c_in: int, c_out: int) -> nn.Module:
+    return conv(c_in, c_out, (7, 1), padding=(3, 0))
 
 
 class Inception7x7(_Concat):
     """1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7 | avg pool -> 1x1.
 
     Inception-v2 modules 5a-5d at the 17x17 grid (Szegedy et al. 2015, figure 6: n x n
-    factorized into 1 x n and n x 1, n = 7). ``keep_reduction_width``: the factorized
+    factorized into 1 x n and n x 1, n = 7). ``options.keep_reduction_width``: the factorized
     convolutions keep the reduction's width and only the last one of each branch widens to
     ``n`` / ``dbl`` (the released Inception-v3's ``InceptionC``).
     """
 
     branch_names = ("branch1x1", "branch7x7", "branch7x7dbl", "branch_pool")
 
-    def __init__(
-        self,
-        row: InceptionRow,
-        in_channels: int,
-        count_include_pad: bool = False,
-        keep_reduction_width: bool = False,
-    ) -> None:
+    def __init__(self, row: InceptionRow, in_channels: int, options: BlockOptions = BlockOptions()) -> None:
         super().__init__()
         assert row.stride == 1, row
-        mid = row.red if keep_reduction_width else row.n
-        dmid = row.dbl_red if keep_reduction_width else row.dbl
-        self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
+        conv = options.conv
+        mid = row.red if options.keep_reduction_width else row.n
+        dmid = row.dbl_red if options.keep_reduction_width else row.dbl
+        self.branch1x1 = conv(in_channels, row.n1x1, 1)
         self.branch7x7 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1), _conv1x7(row.red, mid), _conv7x1(mid, row.n)
+            conv(in_channels, row.red, 1), _conv1x7(conv, row.red, mid), _conv7x1(conv, mid, row.n)
         )
         self.branch7x7dbl = nn.Sequential(
-            ConvBNReLU(in_channels, row.dbl_red, 1),
-            _conv7x1(row.dbl_red, dmid),
-            _conv1x7(dmid, dmid),
-            _conv7x1(dmid, dmid),
-            _conv1x7(dmid, row.dbl),
+            conv(in_channels, row.dbl_red, 1),
+            _conv7x1(conv, row.dbl_red, dmid),
+            _conv1x7(conv, dmid, dmid),
+            _conv7x1(conv, dmid, dmid),
+            _conv1x7(conv, dmid, row.dbl),
         )
-        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
+        self.branch_pool = pool_branch(row, in_channels, options)
         self._check(row, [row.n1x1, row.n, row.dbl, row.proj or in_channels])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1x1(x), self.branch7x7(x), self.branch7x7dbl(x), self.branch_pool(x)], 1)
 
 
 class GridReduction7x7(_Concat):
@@ -239,28 +244,26 @@ class GridReduction7x7(_Concat):
 
     branch_names = ("branch7x7", "branch7x7dbl", "branch_pool")
 
-    def __init__(self, row: InceptionRow, in_channels: int) -> None:
+    def __init__(self, row: InceptionRow, in_channels: int, options: BlockOptions = BlockOptions()) -> None:
         super().__init__()
         assert row.stride == 2 and row.n1x1 == 0 and row.proj == 0, row
+        conv = options.conv
         self.branch7x7 = nn.Sequential(
-            ConvBNReLU(in_channels, row.red, 1),
-            _conv1x7(row.red, row.n),
-            _conv7x1(row.n, row.n),
-            ConvBNReLU(row.n, row.n, 3, stride=2),
+            conv(in_channels, row.red, 1),
+            _conv1x7(conv, row.red, row.n),
+            _conv7x1(conv, row.n, row.n),
+            conv(row.n, row.n, 3, stride=2),
         )
         self.branch7x7dbl = nn.Sequential(
-            ConvBNReLU(in_channels, row.dbl_red, 1),
-            _conv7x1(row.dbl_red, row.dbl),
-            _conv1x7(row.dbl, row.dbl),
-            _conv7x1(row.dbl, row.dbl),
-            _conv1x7(row.dbl, row.dbl),
-            ConvBNReLU(row.dbl, row.dbl, 3, stride=2),
+            conv(in_channels, row.dbl_red, 1),
+            _conv7x1(conv, row.dbl_red, row.dbl),
+            _conv1x7(conv, row.dbl, row.dbl),
+            _conv7x1(conv, row.dbl, row.dbl),
+            _conv1x7(conv, row.dbl, row.dbl),
+            conv(row.dbl, row.dbl, 3, stride=2),
         )
-        self.branch_pool = _pool(row.pool, 2)
+        self.branch_pool = pool_branch(row, in_channels, options)
         self._check(row, [row.n, row.dbl, in_channels])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch7x7(x), self.branch7x7dbl(x), self.branch_pool(x)], 1)
 
 
 class GridReduction7x7x3(_Concat):
@@ -272,31 +275,29 @@ class GridReduction7x7x3(_Concat):
 
     branch_names = ("branch3x3", "branch7x7x3", "branch_pool")
 
-    def __init__(self, row: InceptionRow, in_channels: int) -> None:
+    def __init__(self, row: InceptionRow, in_channels: int, options: BlockOptions = BlockOptions()) -> None:
         super().__init__()
         assert row.stride == 2 and row.n1x1 == 0 and row.proj == 0, row
-        self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), ConvBNReLU(row.red, row.n, 3, stride=2))
+        conv = options.conv
+        self.branch3x3 = nn.Sequential(conv(in_channels, row.red, 1), conv(row.red, row.n, 3, stride=2))
         self.branch7x7x3 = nn.Sequential(
-            ConvBNReLU(in_channels, row.dbl_red, 1),
-            _conv1x7(row.dbl_red, row.dbl),
-            _conv7x1(row.dbl, row.dbl),
-            ConvBNReLU(row.dbl, row.dbl, 3, stride=2),
+            conv(in_channels, row.dbl_red, 1),
+            _conv1x7(conv, row.dbl_red, row.dbl),
+            _conv7x1(conv, row.dbl, row.dbl),
+            conv(row.dbl, row.dbl, 3, stride=2),
         )
-        self.branch_pool = _pool(row.pool, 2)
+        self.branch_pool = pool_branch(row, in_channels, options)
         self._check(row, [row.n, row.dbl, in_channels])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch3x3(x), self.branch7x7x3(x), self.branch_pool(x)], 1)
 
 
 class _Split1x3_3x1(nn.Module):
     """The expanded filter bank: a 1x3 and a 3x1 run in parallel on the same input and are
     concatenated, so the branch is ``2 * width`` wide (Szegedy et al. 2015, figure 7)."""
 
-    def __init__(self, in_channels: int, width: int) -> None:
+    def __init__(self, conv: ConvLayer, in_channels: int, width: int) -> None:
         super().__init__()
-        self.conv1x3 = ConvBNReLU(in_channels, width, (1, 3), padding=(0, 1))
-        self.conv3x1 = ConvBNReLU(in_channels, width, (3, 1), padding=(1, 0))
+        self.conv1x3 = conv(in_channels, width, (1, 3), padding=(0, 1))
+        self.conv3x1 = conv(in_channels, width, (3, 1), padding=(1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.conv1x3(x), self.conv3x1(x)], 1)
@@ -313,18 +314,16 @@ class InceptionExpanded(_Concat):
 
     branch_names = ("branch1x1", "branch3x3", "branch3x3dbl", "branch_pool")
 
-    def __init__(self, row: InceptionRow, in_channels: int, count_include_pad: bool = False) -> None:
+    def __init__(self, row: InceptionRow, in_channels: int, options: BlockOptions = BlockOptions()) -> None:
         super().__init__()
         assert row.stride == 1, row
-        self.branch1x1 = ConvBNReLU(in_channels, row.n1x1, 1)
-        self.branch3x3 = nn.Sequential(ConvBNReLU(in_channels, row.red, 1), _Split1x3_3x1(row.red, row.n))
+        conv = options.conv
+        self.branch1x1 = conv(in_channels, row.n1x1, 1)
+        self.branch3x3 = nn.Sequential(conv(in_channels, row.red, 1), _Split1x3_3x1(conv, row.red, row.n))
         self.branch3x3dbl = nn.Sequential(
-            ConvBNReLU(in_channels, row.dbl_red, 1),
-            ConvBNReLU(row.dbl_red, row.dbl, 3, padding=1),
-            _Split1x3_3x1(row.dbl, row.dbl),
+            conv(in_channels, row.dbl_red, 1),
+            conv(row.dbl_red, row.dbl, 3, padding=1),
+            _Split1x3_3x1(conv, row.dbl, row.dbl),
         )
-        self.branch_pool = _pool_branch(row, in_channels, count_include_pad)
+        self.branch_pool = pool_branch(row, in_channels, options)
         self._check(row, [row.n1x1, 2 * row.n, 2 * row.dbl, row.proj or in_channels])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1x1(x), self.branch3x3(x), self.branch3x3dbl(x), self.branch_pool(x)], 1)

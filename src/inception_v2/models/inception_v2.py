@@ -5,11 +5,8 @@ classifier). Widths follow the source's tables, restated in docs/architecture.md
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
-from torch import nn
-
 from inception_v2.models.blocks import (
+    BlockOptions,
     GridReduction3x3,
     GridReduction7x7,
     Inception3x3,
@@ -18,34 +15,40 @@ from inception_v2.models.blocks import (
     InceptionRow as Row,
 )
 from inception_v2.models.config import DataConfig
-from inception_v2.models.layers import ConvBNReLU
-from inception_v2.models.network import StagedClassifier, make_aux_heads
+from inception_v2.models.network import (
+    ClassifierOptions,
+    StagedClassifier,
+    StemRow as Stem,
+    build_stages,
+    make_aux_heads,
+)
 from inception_v2.models.registry import register_model
 
-# The stem (Table 1, top rows): name, out channels, kernel, stride, padding; "pool" = max 3x3/2.
+# The stem (Table 1, top rows): name, layer, out channels, kernel, stride, padding.
 STEM = (
-    ("conv1", 32, 3, 2, 0),  # N x 32 x 149 x 149
-    ("conv2", 32, 3, 1, 0),  # N x 32 x 147 x 147
-    ("conv3", 64, 3, 1, 1),  # N x 64 x 147 x 147
-    ("pool1", 64, 3, 2, 0),  # N x 64 x 73 x 73
-    ("conv4", 80, 3, 1, 0),  # N x 80 x 71 x 71
-    ("conv5", 192, 3, 2, 0),  # N x 192 x 35 x 35
-    ("conv6", 288, 3, 1, 1),  # N x 288 x 35 x 35
+    Stem("conv1", "conv", 32, 3, 2, 0),  # N x 32 x 149 x 149
+    Stem("conv2", "conv", 32, 3, 1, 0),  # N x 32 x 147 x 147
+    Stem("conv3", "conv", 64, 3, 1, 1),  # N x 64 x 147 x 147
+    Stem("pool1", "maxpool", 64, 3, 2, 0),  # N x 64 x 73 x 73
+    Stem("conv4", "conv", 80, 3, 1, 0),  # N x 80 x 71 x 71
+    Stem("conv5", "conv", 192, 3, 2, 0),  # N x 192 x 35 x 35
+    Stem("conv6", "conv", 288, 3, 1, 1),  # N x 288 x 35 x 35
 )
 
-# The Inception groups, as the tables of docs/architecture.md (figure 5, 6 and 7 modules).
-#    name stride  out  #1x1 #red   #n #dblred #dbl pool  proj
+# The Inception groups, as the tables of docs/architecture.md: figure 5 at 35x35, figure 6 at
+# 17x17, figure 7 at 8x8; stride 2 reduces the grid (figure 10).
+#    name  block              stride  out #1x1 #red  #n #dblred #dbl pool proj
 MODULES = (
-    Row("3a", 1, 288, 64, 64, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
-    Row("3b", 1, 288, 64, 64, 96, 64, 96, "avg", 32),  # N x 288 x 35 x 35
-    Row("3c", 2, 768, 0, 128, 320, 64, 160, "max", 0),  # N x 768 x 17 x 17
-    Row("5a", 1, 768, 192, 96, 160, 96, 160, "avg", 256),  # N x 768 x 17 x 17
-    Row("5b", 1, 768, 192, 96, 160, 96, 160, "avg", 256),
-    Row("5c", 1, 768, 192, 96, 160, 96, 160, "avg", 256),
-    Row("5d", 1, 768, 192, 96, 160, 96, 160, "avg", 256),  # N x 768 x 17 x 17 -> aux head
-    Row("5e", 2, 1280, 0, 128, 192, 128, 320, "max", 0),  # N x 1280 x 8 x 8
-    Row("2a", 1, 1280, 256, 128, 160, 128, 240, "avg", 224),  # N x 1280 x 8 x 8
-    Row("2b", 1, 2048, 256, 96, 96, 96, 160, "max", 0),  # N x 2048 x 8 x 8
+    Row("3a", Inception3x3, 1, 288, 64, 64, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
+    Row("3b", Inception3x3, 1, 288, 64, 64, 96, 64, 96, "avg", 32),  # N x 288 x 35 x 35
+    Row("3c", GridReduction3x3, 2, 768, 0, 128, 320, 64, 160, "max", 0),  # N x 768 x 17 x 17
+    Row("5a", Inception7x7, 1, 768, 192, 96, 160, 96, 160, "avg", 256),  # N x 768 x 17 x 17
+    Row("5b", Inception7x7, 1, 768, 192, 96, 160, 96, 160, "avg", 256),
+    Row("5c", Inception7x7, 1, 768, 192, 96, 160, 96, 160, "avg", 256),
+    Row("5d", Inception7x7, 1, 768, 192, 96, 160, 96, 160, "avg", 256),  # N x 768 x 17 x 17 -> aux head
+    Row("5e", GridReduction7x7, 2, 1280, 0, 128, 192, 128, 320, "max", 0),  # N x 1280 x 8 x 8
+    Row("2a", InceptionExpanded, 1, 1280, 256, 128, 160, 128, 240, "avg", 224),  # N x 1280 x 8 x 8
+    Row("2b", InceptionExpanded, 1, 2048, 256, 96, 96, 96, 160, "max", 0),  # N x 2048 x 8 x 8
 )
 
 AUX_AFTER = "5d"  # the auxiliary classifier reads the 17 x 17 x 768 map
@@ -55,31 +58,6 @@ AUX_GRID = 5  # 17 -> 5 with the 5x5/3 pool; 5 * 5 * 128 = 3200 inputs to its fi
 FEATURES = (("conv3", 2), ("pool1", 4), ("3b", 8), ("5d", 16), ("2b", 32))
 
 DATA_CONFIG = DataConfig(input_size=299, resize_size=384, min_input_size=75)
-
-
-def _block(row: Row, in_channels: int) -> nn.Module:
-    """Figure 5 at 35x35, figure 6 at 17x17, figure 7 at 8x8; stride 2 reduces the grid."""
-    group = row.name[0]
-    if group == "3":
-        return GridReduction3x3(row, in_channels) if row.stride == 2 else Inception3x3(row, in_channels)
-    if group == "5":
-        return GridReduction7x7(row, in_channels) if row.stride == 2 else Inception7x7(row, in_channels)
-    return InceptionExpanded(row, in_channels)
-
-
-def build_stages(modules=MODULES, in_chans: int = 3) -> "OrderedDict[str, nn.Module]":
-    stages: "OrderedDict[str, nn.Module]" = OrderedDict()
-    channels = in_chans
-    for name, out, kernel, stride, padding in STEM:
-        if name.startswith("pool"):
-            stages[name] = nn.MaxPool2d(kernel, stride, padding)
-        else:
-            stages[name] = ConvBNReLU(channels, out, kernel, stride, padding)
-        channels = out
-    for row in modules:
-        stages[row.name] = _block(row, channels)
-        channels = row.out
-    return stages
 
 
 def _inception(
@@ -96,17 +74,9 @@ def _inception(
         aux = make_aux_heads(
             "fc", [(AUX_AFTER, 768)], num_classes, grid=AUX_GRID, dropout=aux_dropout, batch_norm=bn_aux
         )
-    return StagedClassifier(
-        name,
-        build_stages(in_chans=in_chans),
-        MODULES[-1].out,
-        num_classes,
-        dropout,
-        aux,
-        DATA_CONFIG,
-        feature_points=FEATURES,
-        in_chans=in_chans,
-    )
+    stages = build_stages(STEM, MODULES, in_chans, BlockOptions())
+    options = ClassifierOptions(num_classes, dropout, in_chans, feature_points=FEATURES)
+    return StagedClassifier(name, stages, aux, DATA_CONFIG, options)
 
 
 @register_model("inception_v2", DATA_CONFIG)

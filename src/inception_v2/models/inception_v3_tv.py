@@ -19,11 +19,8 @@ gives torchvision's outputs without any transform.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
-from torch import nn
-
 from inception_v2.models.blocks import (
+    BlockOptions,
     GridReduction3x3,
     GridReduction7x7x3,
     Inception5x5,
@@ -32,38 +29,45 @@ from inception_v2.models.blocks import (
     InceptionRow as Row,
 )
 from inception_v2.models.config import DataConfig
-from inception_v2.models.layers import ConvBNReLU
-from inception_v2.models.network import StagedClassifier, make_aux_heads
+from inception_v2.models.network import (
+    ClassifierOptions,
+    StagedClassifier,
+    StemRow as Stem,
+    build_stages,
+    make_aux_heads,
+)
 from inception_v2.models.registry import register_model
 
-# The stem: name, out channels, kernel, stride, padding; "maxpool" = max 3x3/2.
+# The stem: name, layer, out channels, kernel, stride, padding.
 STEM = (
-    ("Conv2d_1a_3x3", 32, 3, 2, 0),  # N x 32 x 149 x 149
-    ("Conv2d_2a_3x3", 32, 3, 1, 0),  # N x 32 x 147 x 147
-    ("Conv2d_2b_3x3", 64, 3, 1, 1),  # N x 64 x 147 x 147
-    ("maxpool1", 64, 3, 2, 0),  # N x 64 x 73 x 73
-    ("Conv2d_3b_1x1", 80, 1, 1, 0),  # N x 80 x 73 x 73
-    ("Conv2d_4a_3x3", 192, 3, 1, 0),  # N x 192 x 71 x 71
-    ("maxpool2", 192, 3, 2, 0),  # N x 192 x 35 x 35
+    Stem("Conv2d_1a_3x3", "conv", 32, 3, 2, 0),  # N x 32 x 149 x 149
+    Stem("Conv2d_2a_3x3", "conv", 32, 3, 1, 0),  # N x 32 x 147 x 147
+    Stem("Conv2d_2b_3x3", "conv", 64, 3, 1, 1),  # N x 64 x 147 x 147
+    Stem("maxpool1", "maxpool", 64, 3, 2, 0),  # N x 64 x 73 x 73
+    Stem("Conv2d_3b_1x1", "conv", 80, 1, 1, 0),  # N x 80 x 73 x 73
+    Stem("Conv2d_4a_3x3", "conv", 192, 3, 1, 0),  # N x 192 x 71 x 71
+    Stem("maxpool2", "maxpool", 192, 3, 2, 0),  # N x 192 x 35 x 35
 )
 
-# Columns as in inception_v2.py. Mixed_5*: the single branch is 1x1 -> 5x5. Mixed_6a: no 1x1
-# before its 3x3/2 (red 0). Mixed_6b-e: "red" is torchvision's c7, kept until each branch's last
-# convolution. Mixed_7a: 1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2.
-#    name          stride  out  #1x1 #red   #n #dblred #dbl pool  proj
+# Columns as in inception_v2.py. Mixed_6a: no 1x1 before its 3x3/2 (red 0). Mixed_6b-e: "red"
+# is torchvision's c7, kept until each branch's last convolution (keep_reduction_width).
+#    name        block                stride  out #1x1 #red  #n #dblred #dbl pool proj
 MODULES = (
-    Row("Mixed_5b", 1, 256, 64, 48, 64, 64, 96, "avg", 32),  # N x 256 x 35 x 35
-    Row("Mixed_5c", 1, 288, 64, 48, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
-    Row("Mixed_5d", 1, 288, 64, 48, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
-    Row("Mixed_6a", 2, 768, 0, 0, 384, 64, 96, "max", 0),  # N x 768 x 17 x 17
-    Row("Mixed_6b", 1, 768, 192, 128, 192, 128, 192, "avg", 192),  # N x 768 x 17 x 17
-    Row("Mixed_6c", 1, 768, 192, 160, 192, 160, 192, "avg", 192),
-    Row("Mixed_6d", 1, 768, 192, 160, 192, 160, 192, "avg", 192),
-    Row("Mixed_6e", 1, 768, 192, 192, 192, 192, 192, "avg", 192),  # N x 768 x 17 x 17 -> aux head
-    Row("Mixed_7a", 2, 1280, 0, 192, 320, 192, 192, "max", 0),  # N x 1280 x 8 x 8
-    Row("Mixed_7b", 1, 2048, 320, 384, 384, 448, 384, "avg", 192),  # N x 2048 x 8 x 8
-    Row("Mixed_7c", 1, 2048, 320, 384, 384, 448, 384, "avg", 192),  # N x 2048 x 8 x 8
+    Row("Mixed_5b", Inception5x5, 1, 256, 64, 48, 64, 64, 96, "avg", 32),  # N x 256 x 35 x 35
+    Row("Mixed_5c", Inception5x5, 1, 288, 64, 48, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
+    Row("Mixed_5d", Inception5x5, 1, 288, 64, 48, 64, 64, 96, "avg", 64),  # N x 288 x 35 x 35
+    Row("Mixed_6a", GridReduction3x3, 2, 768, 0, 0, 384, 64, 96, "max", 0),  # N x 768 x 17 x 17
+    Row("Mixed_6b", Inception7x7, 1, 768, 192, 128, 192, 128, 192, "avg", 192),  # N x 768 x 17 x 17
+    Row("Mixed_6c", Inception7x7, 1, 768, 192, 160, 192, 160, 192, "avg", 192),
+    Row("Mixed_6d", Inception7x7, 1, 768, 192, 160, 192, 160, 192, "avg", 192),
+    Row("Mixed_6e", Inception7x7, 1, 768, 192, 192, 192, 192, 192, "avg", 192),  # N x 768 x 17 x 17 -> aux head
+    Row("Mixed_7a", GridReduction7x7x3, 2, 1280, 0, 192, 320, 192, 192, "max", 0),  # N x 1280 x 8 x 8
+    Row("Mixed_7b", InceptionExpanded, 1, 2048, 320, 384, 384, 448, 384, "avg", 192),  # N x 2048 x 8 x 8
+    Row("Mixed_7c", InceptionExpanded, 1, 2048, 320, 384, 384, 448, 384, "avg", 192),  # N x 2048 x 8 x 8
 )
+
+# torchvision's average pools count the zero padding; its 17x17 modules keep the width c7.
+BLOCK_OPTIONS = BlockOptions(count_include_pad=True, keep_reduction_width=True)
 
 AUX_AFTER = "Mixed_6e"
 
@@ -72,32 +76,6 @@ FEATURES = (("Conv2d_2b_3x3", 2), ("Conv2d_3b_1x1", 4), ("Mixed_5d", 8), ("Mixed
 
 # torchvision's evaluation preset: resize 342, centre crop 299, bilinear.
 DATA_CONFIG = DataConfig(input_size=299, resize_size=342, min_input_size=75)
-
-
-def _block(row: Row, in_channels: int) -> nn.Module:
-    group = row.name[len("Mixed_")]
-    if row.stride == 2:
-        return GridReduction3x3(row, in_channels) if group == "6" else GridReduction7x7x3(row, in_channels)
-    if group == "5":
-        return Inception5x5(row, in_channels, count_include_pad=True)
-    if group == "6":
-        return Inception7x7(row, in_channels, count_include_pad=True, keep_reduction_width=True)
-    return InceptionExpanded(row, in_channels, count_include_pad=True)
-
-
-def build_stages(modules=MODULES, in_chans: int = 3) -> "OrderedDict[str, nn.Module]":
-    stages: "OrderedDict[str, nn.Module]" = OrderedDict()
-    channels = in_chans
-    for name, out, kernel, stride, padding in STEM:
-        if name.startswith("maxpool"):
-            stages[name] = nn.MaxPool2d(kernel, stride, padding)
-        else:
-            stages[name] = ConvBNReLU(channels, out, kernel, stride, padding)
-        channels = out
-    for row in modules:
-        stages[row.name] = _block(row, channels)
-        channels = row.out
-    return stages
 
 
 @register_model("inception_v3_tv", DATA_CONFIG)
@@ -109,16 +87,7 @@ def inception_v3_tv(
 ) -> StagedClassifier:
     """The released Inception-v3 graph (torchvision's ``inception_v3``), with its auxiliary head
     on ``Mixed_6e``; ``pretrained=True`` loads torchvision's ImageNet weights."""
-    stages = build_stages(in_chans=in_chans)
+    stages = build_stages(STEM, MODULES, in_chans, BLOCK_OPTIONS)
     aux = make_aux_heads("conv", [(AUX_AFTER, 768)], num_classes) if aux_logits else {}
-    return StagedClassifier(
-        "inception_v3_tv",
-        stages,
-        MODULES[-1].out,
-        num_classes,
-        dropout,
-        aux,
-        DATA_CONFIG,
-        feature_points=FEATURES,
-        in_chans=in_chans,
-    )
+    options = ClassifierOptions(num_classes, dropout, in_chans, feature_points=FEATURES)
+    return StagedClassifier("inception_v3_tv", stages, aux, DATA_CONFIG, options)

@@ -4,7 +4,7 @@ the auxiliary heads, initialization (docs/architecture.md describes each)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Tuple, Union
+from typing import Callable, NamedTuple, Tuple, Union
 
 import torch
 import torch.fx
@@ -27,13 +27,19 @@ class ConvBNReLU(nn.Sequential):
         kernel_size: Size2,
         stride: Size2 = 1,
         padding: Size2 = 0,
+        eps: float = BN_EPS,
     ) -> None:
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
-            nn.BatchNorm2d(out_channels, eps=BN_EPS),
+            nn.BatchNorm2d(out_channels, eps=eps),
             nn.ReLU(inplace=True),
         )
         self.out_channels = out_channels
+
+
+# The layer factory a model passes to its blocks: (in_channels, out_channels, kernel_size,
+# stride=1, padding=0) -> module, e.g. ``functools.partial(ConvBNReLU, eps=1e-5)``.
+ConvLayer = Callable[..., nn.Module]
 
 
 class ModelOutput(NamedTuple):
@@ -136,6 +142,7 @@ torch.fx.wrap("aux_pool")
 class AuxHead(nn.Module):
     """Auxiliary classifier: avg pool 5x5/3 -> 1x1 conv to 128 -> flatten -> linear to 1024 ->
     (BatchNorm1d when ``batch_norm``, the paper's "BN-auxiliary") -> ReLU -> dropout -> linear.
+    ``conv`` is the model's layer factory (:data:`ConvLayer`).
 
     At the model's nominal input size the 5x5/3 pool gives exactly ``grid x grid`` (17 -> 5 in
     Inception-v2, 14 -> 4 in GoogLeNet-BN); at any other size the map is pooled adaptively to
@@ -149,10 +156,11 @@ class AuxHead(nn.Module):
         grid: int,
         dropout: float,
         batch_norm: bool = False,
+        conv: ConvLayer = ConvBNReLU,
     ) -> None:
         super().__init__()
         self.grid = grid
-        self.conv = ConvBNReLU(in_channels, 128, 1)
+        self.conv = conv(in_channels, 128, 1)
         self.fc1 = nn.Linear(128 * grid * grid, 1024)
         self.bn = nn.BatchNorm1d(1024, eps=BN_EPS) if batch_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
@@ -187,11 +195,11 @@ class ConvAuxHead(nn.Module):
     other; the 5x5 convolution then leaves a 1 x 1 map.
     """
 
-    def __init__(self, in_channels: int, num_classes: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int, conv: ConvLayer = ConvBNReLU) -> None:
         super().__init__()
         self.grid = 5
-        self.conv0 = ConvBNReLU(in_channels, 128, 1)
-        self.conv1 = ConvBNReLU(128, 768, 5)
+        self.conv0 = conv(in_channels, 128, 1)
+        self.conv1 = conv(128, 768, 5)
         self.fc = nn.Linear(768, num_classes)
 
     def get_classifier(self) -> nn.Linear:

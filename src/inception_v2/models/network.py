@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.fx
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from inception_v2.models.blocks import BlockOptions, InceptionRow
 from inception_v2.models.config import DataConfig
 from inception_v2.models.layers import (
     INPUT_SPACES,
@@ -84,47 +86,86 @@ def _first_conv_name(module: nn.Module) -> str:
     return next(name for name, m in module.named_modules() if isinstance(m, nn.Conv2d))
 
 
+class StemRow(NamedTuple):
+    """One layer of a stem table: a convolution (the model's layer factory) or a max pool."""
+
+    name: str
+    layer: str  # "conv" or "maxpool"
+    out: int  # output channels (a pool keeps its input's)
+    kernel: int
+    stride: int
+    padding: int
+
+
+def build_stages(
+    stem: Sequence[StemRow], modules: Sequence[InceptionRow], in_chans: int, options: BlockOptions
+) -> "OrderedDict[str, nn.Module]":
+    """The named stages of a network: the stem's layers, then one module per table row (the
+    row's ``block`` class), each reading the previous one's channels. Max pools of the stem
+    round up when ``options.ceil_mode`` (Caffe)."""
+    stages: "OrderedDict[str, nn.Module]" = OrderedDict()
+    channels = in_chans
+    for row in stem:
+        if row.layer == "maxpool":
+            stages[row.name] = nn.MaxPool2d(row.kernel, row.stride, row.padding, ceil_mode=options.ceil_mode)
+        elif row.layer == "conv":
+            stages[row.name] = options.conv(channels, row.out, row.kernel, row.stride, row.padding)
+        else:
+            raise ValueError(f"stem row {row.name}: layer must be 'conv' or 'maxpool', not {row.layer!r}")
+        channels = row.out
+    for row in modules:
+        stages[row.name] = row.block(row, channels, options)
+        channels = row.out
+    return stages
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """What shapes a :class:`StagedClassifier` beyond its stages and auxiliary heads."""
+
+    num_classes: int
+    dropout: float  # before the classifier
+    in_chans: int = 3
+    # (stage name, nominal reduction) of each feature map: the last stage at each grid
+    feature_points: Sequence[Tuple[str, int]] = ()
+    # a released network's own input space (INPUT_SPACES), reached from our standard input by an
+    # InputTransform; None for our own networks
+    input_space: Optional[str] = None
+    # the keyword arguments of create_model that shape the network (recorded in checkpoints and
+    # release files, so the same network is rebuilt)
+    arch_options: Dict[str, Any] = field(default_factory=dict)
+
+
 class StagedClassifier(nn.Module):
     """A classifier made of named stages (``features``), auxiliary heads reading named stages,
-    and a global-pool -> dropout -> linear head.
-
-    ``feature_points``: ``(stage name, nominal reduction)`` of each feature map (the last stage
-    at each grid). ``input_space``: the name of a released network's own input space (see
-    :data:`~inception_v2.models.layers.INPUT_SPACES`), reached from our standard input by an
-    :class:`~inception_v2.models.layers.InputTransform`; None for our own networks.
-    ``arch_options``: the keyword arguments of ``create_model`` that shape the network
-    (recorded in checkpoints and release files, so the same network is rebuilt).
+    and a global-pool -> dropout -> linear head; ``options`` (:class:`ClassifierOptions`) says
+    the rest. ``num_features`` is the last stage's width.
     """
 
     def __init__(
         self,
         name: str,
         stages: "OrderedDict[str, nn.Module]",
-        num_features: int,
-        num_classes: int,
-        dropout: float,
         aux_heads: Dict[str, nn.Module],
         data_config: DataConfig,
-        feature_points: Sequence[Tuple[str, int]] = (),
-        in_chans: int = 3,
-        input_space: Optional[str] = None,
-        arch_options: Optional[Dict[str, Any]] = None,
+        options: ClassifierOptions,
     ) -> None:
         super().__init__()
         unknown = set(aux_heads) - set(stages)
         if unknown:
             raise ValueError(f"auxiliary heads attached to unknown stages {sorted(unknown)}")
+        input_space, in_chans = options.input_space, options.in_chans
         if input_space is not None and input_space not in INPUT_SPACES:
             raise ValueError(f"unknown input_space {input_space!r}; known: {', '.join(sorted(INPUT_SPACES))}")
         if input_space is not None and in_chans != 3:
             raise ValueError(f"input_space {input_space!r} maps RGB input and needs in_chans=3, got {in_chans}")
         self.name = name
         self.data_config = data_config
-        self.num_classes = num_classes
-        self.num_features = num_features
+        self.num_classes = options.num_classes
+        self.num_features = next(reversed(stages.values())).out_channels
         self.in_chans = in_chans
         self.min_input_size = data_config.min_input_size
-        self.arch_options: Dict[str, Any] = dict(arch_options or {})
+        self.arch_options: Dict[str, Any] = dict(options.arch_options)
         self.grad_checkpointing = False
         if input_space is None:
             self.input_transform: nn.Module = nn.Identity()
@@ -134,9 +175,9 @@ class StagedClassifier(nn.Module):
         # Keyed by the stage whose output feeds the head; kept in network order.
         self.aux_heads = nn.ModuleDict((k, aux_heads[k]) for k in stages if k in aux_heads)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(num_features, num_classes)
-        self.feature_info = self._feature_info(feature_points)
+        self.dropout = nn.Dropout(options.dropout)
+        self.fc = nn.Linear(self.num_features, self.num_classes)
+        self.feature_info = self._feature_info(options.feature_points)
         self.first_conv = "features." + _first_conv_name(self.features)
         init_weights(self)
 
@@ -278,10 +319,10 @@ class FeatureListNet(nn.Module):
 
 def make_aux_heads(kind: str, after: Sequence[Tuple[str, int]], num_classes: int, **kwargs) -> Dict[str, nn.Module]:
     """Auxiliary heads reading the stages named in ``after`` (``(stage, channels)``): ``"fc"``
-    is :class:`AuxHead` (``grid``, ``dropout``, ``batch_norm`` in ``kwargs``), ``"conv"`` is
-    :class:`ConvAuxHead`."""
+    is :class:`AuxHead` (``grid``, ``dropout``, ``batch_norm``, ``conv`` in ``kwargs``),
+    ``"conv"`` is :class:`ConvAuxHead` (``conv`` in ``kwargs``)."""
     if kind == "fc":
         return {name: AuxHead(c, num_classes, **kwargs) for name, c in after}
     if kind == "conv":
-        return {name: ConvAuxHead(c, num_classes) for name, c in after}
+        return {name: ConvAuxHead(c, num_classes, **kwargs) for name, c in after}
     raise ValueError(f"unknown auxiliary head kind {kind!r}")
