@@ -16,8 +16,7 @@ from inception_v2.models import (
     list_releases,
     register_model,
 )
-
-__version__ = "0.2.0"
+from inception_v2.version import __version__
 
 __all__ = [
     "DataConfig",
@@ -28,4 +27,5 @@ __all__ = [
     "list_releases",
     "load_model",
     "register_model",
+    "__version__",
 ]

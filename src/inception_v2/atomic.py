@@ -12,9 +12,9 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Iterator
 
-PathLike = Union[str, "os.PathLike[str]"]
+from inception_v2.paths import PathLike
 
 
 @contextmanager

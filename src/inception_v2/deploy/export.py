@@ -40,16 +40,17 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 
 from inception_v2.atomic import write_json
 from inception_v2.deploy.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
-from inception_v2.errors import CheckFailedError, UsageError
-
-PathLike = Union[str, "os.PathLike[str]"]
+from inception_v2.errors import CheckFailedError, UsageError, first_line
+from inception_v2.formats.state_dict import model_name
+from inception_v2.paths import PathLike
+from inception_v2.version import __version__
 
 FORMATS = ("onnx", "pt2", "torchscript")
 INPUT_NAME = "images"
@@ -116,9 +117,7 @@ def _image_size(model: nn.Module, image_size: Optional[int]) -> int:
         raise UsageError("only models with a data_config (from create_model or load_model) can be exported")
     size = cfg.input_size if image_size is None else int(image_size)
     if size < cfg.min_input_size:
-        raise UsageError(
-            f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, got {size}"
-        )
+        raise UsageError(f"{model_name(model)} needs an image size >= {cfg.min_input_size}, got {size}")
     return size
 
 
@@ -131,7 +130,7 @@ def export_metadata(model: nn.Module, image_size: int) -> Dict[str, Any]:
         cfg = cfg.with_input_size(image_size)
     classes = getattr(model, "classes", None)
     return {
-        "model_name": getattr(model, "name", type(model).__name__),
+        "model_name": model_name(model),
         "classes": list(classes) if classes is not None else None,
         "num_classes": int(model.num_classes) if hasattr(model, "num_classes") else None,
         "image_size": image_size,
@@ -184,7 +183,7 @@ def _reference(model: nn.Module, image_size: int) -> _Reference:
             error = max(float((logits[b].double() - ref64(x.double())).abs().max()) for b, x in inputs.items())
     except (RuntimeError, ValueError) as e:
         raise UsageError(
-            f"{getattr(model, 'name', 'the model')} cannot run at {image_size}x{image_size}: {str(e).splitlines()[0]}"
+            f"{model_name(model)} cannot run at {image_size}x{image_size}: {str(e).splitlines()[0]}"
         ) from None
     largest = max(logits.values(), key=lambda t: float(t.abs().max()))
     return _Reference(inputs, logits, error, parity_tolerance(largest, error))
@@ -288,7 +287,7 @@ def _result(
     return ExportResult(
         path,
         fmt,
-        getattr(model, "name", type(model).__name__),
+        model_name(model),
         size,
         num_classes,
         opset,
@@ -305,15 +304,6 @@ def _batch_dim() -> Any:
     return torch.export.Dim("batch", min=1)
 
 
-def _model_name(model: nn.Module) -> str:
-    return getattr(model, "name", type(model).__name__)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
 def export_program(model: nn.Module, image_size: int) -> "torch.export.ExportedProgram":
     """``torch.export`` of ``model`` (already a deployment copy, on the CPU) on an
     ``N x 3 x S x S`` input with a dynamic ``N``; :class:`UsageError` naming the model when the
@@ -324,8 +314,8 @@ def export_program(model: nn.Module, image_size: int) -> "torch.export.ExportedP
             return torch.export.export(model, (example,), dynamic_shapes=({0: _batch_dim()},))
     except Exception as e:  # torch.export raises many types (UserError, GuardOnDataDependent...)
         raise UsageError(
-            f"{_model_name(model)} cannot be captured by torch.export at {image_size}x{image_size} "
-            f"({_first_line(e)}); export it as ONNX or TorchScript instead"
+            f"{model_name(model)} cannot be captured by torch.export at {image_size}x{image_size} "
+            f"({first_line(e, with_type=True)}); export it as ONNX or TorchScript instead"
         ) from None
 
 
@@ -429,16 +419,15 @@ def export_onnx(
     try:
         data = _onnx_bytes(deploy, size, opset, used)
     except Exception as e:  # noqa: BLE001 - the exporters raise many types; see below
+        why = first_line(e, with_type=True)
         if used != "dynamo" or exporter == "dynamo" or opset > TORCHSCRIPT_MAX_OPSET:
             raise UsageError(
-                f"{_model_name(model)} cannot be exported to ONNX by the {used}-based exporter ({_first_line(e)})"
+                f"{model_name(model)} cannot be exported to ONNX by the {used}-based exporter ({why})"
             ) from None
-        notes += (f"used the TorchScript-based ONNX exporter: the dynamo-based one failed ({_first_line(e)})",)
+        notes += (f"used the TorchScript-based ONNX exporter: the dynamo-based one failed ({why})",)
         used = "torchscript"
         data = _onnx_bytes(deploy, size, opset, used)
     proto = onnx.load_from_string(data)
-    from inception_v2 import __version__
-
     proto.producer_name, proto.producer_version = "inception-v2", __version__
     del proto.metadata_props[:]
     for key, value in onnx_metadata_props(export_metadata(model, size)).items():
@@ -538,7 +527,7 @@ def read_pt2(path: PathLike) -> Tuple["torch.export.ExportedProgram", Dict[str, 
         with _quiet_tracing(), open(path, "rb") as f:
             program = torch.export.load(f, extra_files=extra)
     except Exception as e:  # noqa: BLE001 - a corrupt archive fails in many ways
-        raise UsageError(f"{path} is not a readable torch.export program ({_first_line(e)})") from None
+        raise UsageError(f"{path} is not a readable torch.export program ({first_line(e, with_type=True)})") from None
     sidecar = pt2_sidecar(path)
     text = sidecar.read_text(encoding="utf-8") if sidecar.is_file() else extra[PT2_META]
     try:
@@ -558,7 +547,7 @@ def read_torchscript(path: PathLike) -> Tuple[torch.jit.ScriptModule, Dict[str, 
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         meta = json.loads(extra[TORCHSCRIPT_META] or "{}")
     except (RuntimeError, ValueError, OSError) as e:
-        raise UsageError(f"{path} is not a readable TorchScript file ({_first_line(e)})") from None
+        raise UsageError(f"{path} is not a readable TorchScript file ({first_line(e, with_type=True)})") from None
     return module, meta
 
 

@@ -22,7 +22,6 @@ and ``kind`` (a short description: ``checkpoint``, ``ONNX int8``...). See ``docs
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -34,8 +33,7 @@ from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, pr
 from inception_v2.deploy.load import load_model
 from inception_v2.errors import UsageError
 from inception_v2.models.registry import DataConfig
-
-PathLike = Union[str, "os.PathLike[str]"]
+from inception_v2.paths import PathLike
 
 
 def _check_batch(x: torch.Tensor, size: int, path: Path) -> None:
