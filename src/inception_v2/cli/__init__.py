@@ -24,6 +24,7 @@ import sys
 from typing import List, Optional, Sequence, Tuple
 
 from inception_v2 import errors
+from inception_v2.version import __version__
 
 # name -> (module, one-line help); the order is that of ``inception-v2 --help``.
 COMMANDS = {
@@ -42,12 +43,6 @@ COMMANDS = {
 }
 
 DEBUG_ENV = "INCEPTION_V2_DEBUG"  # set to 1: tracebacks instead of one-line errors
-
-
-def _version() -> str:
-    from inception_v2.version import __version__
-
-    return __version__
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -82,7 +77,7 @@ def build_parser(command: Optional[str] = None, all_commands: bool = False) -> a
         epilog="exit status: 0 ok, 1 a check failed, 2 bad usage or input, 3 output folder in use, "
         "70 internal error, 130 interrupted. `inception-v2 COMMAND --help` for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
