@@ -1,9 +1,7 @@
 """What a model wants of its input: :class:`DataConfig` (input and resize size, normalization,
 interpolation, smallest accepted input). The data and training code read it instead of
 hard-coding sizes; every checkpoint and release folder stores it (:meth:`DataConfig.to_dict`).
-
-"The reference write-up" in these docstrings is the blog post and code this project started
-from (docs/training.md, "The reference write-up")."""
+("The source" is the blog post this project reproduces, docs/source.md.)"""
 
 from __future__ import annotations
 
@@ -18,14 +16,14 @@ INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """How a model wants its images: the reference write-up's pipeline resizes the shorter side
+    """How a model wants its images: the source's pipeline resizes the shorter side
     to ``resize_size`` (with ``interpolation``) and crops ``input_size`` (random in training,
     centre in evaluation), then normalizes RGB in [0, 1] with ``mean`` and ``std``."""
 
     input_size: int  # side of the square crop the network sees
     resize_size: int  # shorter side after resizing, before the crop
     min_input_size: int  # smallest side the network accepts (every stage keeps >= 1 pixel)
-    mean: Tuple[float, float, float] = (0.5, 0.5, 0.5)  # the reference write-up normalizes to [-1, 1]
+    mean: Tuple[float, float, float] = (0.5, 0.5, 0.5)  # the source normalizes to [-1, 1]
     std: Tuple[float, float, float] = (0.5, 0.5, 0.5)
     interpolation: str = "bilinear"  # of the resize (torchvision.transforms.InterpolationMode)
 
@@ -39,7 +37,7 @@ class DataConfig:
 
     def with_input_size(self, input_size: int, resize_size: Optional[int] = None) -> "DataConfig":
         """The same pipeline at another crop size; the resize keeps its ratio to the crop
-        unless given (e.g. 299 -> 384 becomes 224 -> 288; pass 256 for 256 -> 224)."""
+        unless given (e.g. 299 -> 384 becomes 224 -> 288; pass 256 for the source's 256 -> 224)."""
         if resize_size is None:
             resize_size = round(input_size * self.resize_size / self.input_size)
         return replace(self, input_size=input_size, resize_size=resize_size)

@@ -41,7 +41,7 @@ class ReleaseConfig:
     in_chans: int = 3
     aux_logits: bool = True
     arch_options: Dict[str, Any] = field(default_factory=dict)  # create_model options that shape the network
-    weights: str = "model"  # which weights of the source these are: model, ema or untrained
+    weights: str = "model"  # which weights of the checkpoint these are: model, ema or untrained
 
     def to_dict(self) -> Dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
