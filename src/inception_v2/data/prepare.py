@@ -53,7 +53,7 @@ from inception_v2.data.store import SPLITS, SplitWriter, check_store, store_file
 from inception_v2.data.voc import TarSource, VOCSource, find_devkit
 from inception_v2.errors import UsageError
 from inception_v2.locking import exclusive
-from inception_v2.procs import die_with_parent
+from inception_v2.procs import die_with_parent, usable_cpus
 
 FORMAT_VERSION = 2  # 2: the jpeg store, image folders, counts.json "classes", index "nbytes"
 CHUNK_IMAGES = 16  # units per work file: the granularity of resuming after a kill
@@ -352,7 +352,7 @@ def prepare(
         store=store,
         test_fraction=test_fraction,
     )
-    workers = workers if workers is not None else _default_workers()
+    workers = workers if workers is not None else usable_cpus()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
@@ -493,10 +493,3 @@ def _clean_leftovers(out: Path, work: Path, chunks: Sequence[_Chunk], log: Calla
             f"{stale_chunks} finished chunk(s) in {work} no longer match their inputs or the options "
             "(files changed since the interrupted run): redoing them"
         )
-
-
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

@@ -38,6 +38,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from inception_v2.errors import UsageError
 from inception_v2.models import get_data_config, list_models
+from inception_v2.procs import usable_cpus
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop-tf")
 LR_SCHEDULES = ("step", "exponential", "cosine")
@@ -316,11 +317,7 @@ class TrainConfig:
         processes of this node (``LOCAL_WORLD_SIZE`` under torchrun), at most 8."""
         if self.workers is not None:
             return self.workers
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            cpus = os.cpu_count() or 1
-        per_process = cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        per_process = usable_cpus() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         return max(1, min(8, per_process - 1))
 
     def to_dict(self) -> Dict[str, Any]:
