@@ -22,8 +22,9 @@ the pictures are a synthetic ``make-sample --image-folder``. Measured, in one ru
   do). Wall images/s, median of ``--rounds`` interleaved rounds (one loader alive at a time,
   two warm-up batches), and CPU ms per image in one process (steadier on a shared machine).
 
-Targets (issue): prepare >= 300 images/s per core; raw store >= 3x and jpeg store >= 1.5x
-``ImageFolder`` + PIL; the jpeg store <= 1/3 of the raw store's bytes.
+Targets: prepare >= 300 images/s per core; raw store >= 3x and jpeg store >= 1.5x ``ImageFolder``
++ PIL; the jpeg store <= 1/3 of the raw store's bytes (the measured figures: docs/data.md,
+"Sizes and speeds").
 """
 
 from __future__ import annotations

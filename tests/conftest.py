@@ -19,7 +19,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-# --------------------------------------------------------------------------- data (issue 3)
+# --------------------------------------------------------------------------- data
 # A tiny synthetic VOC devkit (`inception-v2 make-sample`) and its prepared crop stores, built
 # once per test session; training tests reuse them.
 

@@ -4,6 +4,11 @@
 ``load_model`` reads a trained one back from a checkpoint or a release folder
 (:mod:`inception_v2.deploy`). Importing the package loads neither the training code nor
 matplotlib.
+
+Throughout the package, "the source" means the blog post this project reproduces and its code
+(*[GoogLeNet]Inception_v2* by zjZSTU, with https://github.com/zjZSTU/GoogLeNet): see
+docs/source.md. Where the layers of the package are and what each owns: docs/architecture.md,
+"Where things live".
 """
 
 from inception_v2.deploy.load import load_model
@@ -16,8 +21,7 @@ from inception_v2.models import (
     list_releases,
     register_model,
 )
-
-__version__ = "0.2.0"
+from inception_v2.version import __version__
 
 __all__ = [
     "DataConfig",
@@ -28,4 +32,5 @@ __all__ = [
     "list_releases",
     "load_model",
     "register_model",
+    "__version__",
 ]

@@ -18,9 +18,9 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, List, Tuple, Union
+from typing import IO, Any, Iterator, List, Tuple
 
-PathLike = Union[str, "os.PathLike[str]"]
+from inception_v2.paths import PathLike
 
 TEMP_TAG = "iv2"
 _TEMP_NAME = re.compile(r"^\..+\." + TEMP_TAG + r"-(\d+)-[a-z0-9_]{8}\.tmp$")

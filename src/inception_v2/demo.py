@@ -1,7 +1,7 @@
 """``inception-v2 demo``: the whole experiment on the built-in sample, on CPU, in minutes.
 
 make-sample -> prepare -> train ``inception_v2`` and ``googlenet_bn`` with a small CPU preset
-(reduced input size, few epochs; otherwise the ``seed`` recipe) -> compare. Rerunning it on the
+(reduced input size, few epochs; otherwise the ``blog`` recipe) -> compare. Rerunning it on the
 same folder reuses what is finished (the sample, the prepared crops, finished runs) and
 resumes an interrupted run.
 """
@@ -24,7 +24,7 @@ from inception_v2.train.engine import fit
 # threads up to 10x slower than one (measured); on an idle machine two are ~1.5x faster.
 DEMO_THREADS = 1
 DEMO_VAL_FRACTION = 0.1  # ~100 val crops of the sample's ~1,000 trainval ones
-# The CPU preset, chosen by measurement (docs/training.md): the seed recipe (Adam 1e-3, aux 0.3)
+# The CPU preset, chosen by measurement (docs/training.md): the blog recipe (Adam 1e-3, aux 0.3)
 # at small inputs and few epochs. Inception-v2's smallest input is 75.
 DEMO_RUNS: Dict[str, Dict[str, Any]] = {
     "inception_v2": {"image_size": 75, "epochs": 6, "batch_size": 32},
@@ -70,7 +70,7 @@ def _demo(
         options = dict(preset, workers=workers, device=device)
         if epochs is not None:
             options["epochs"] = epochs
-        cfg = resolve_config("seed", model=model, data=str(out / "prepared"), out=str(out / "runs" / model), **options)
+        cfg = resolve_config("blog", model=model, data=str(out / "prepared"), out=str(out / "runs" / model), **options)
         summaries[model] = fit(cfg, resume=True, log=log, progress=progress)
     log(f"[4/4] compare -> {out / 'compare'}")
     result = compare([out / "runs" / m for m in DEMO_RUNS], out / "compare")

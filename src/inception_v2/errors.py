@@ -15,7 +15,6 @@ into a one-line ``error: ...`` message and an exit status:
 ====  ===========================================================================
 """
 
-EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
@@ -41,3 +40,12 @@ class CheckFailedError(InceptionV2Error):
 
 class LockedError(InceptionV2Error):
     """An output folder is owned by another running process; exit 3."""
+
+
+def first_line(e: BaseException, with_type: bool = False) -> str:
+    """The first line of ``e``'s message for a one-line error (its type's name when it has no
+    message); ``with_type`` puts the type's name in front (``"ValueError: ..."``)."""
+    text = str(e).strip().splitlines()
+    if not text:
+        return type(e).__name__
+    return f"{type(e).__name__}: {text[0]}" if with_type else text[0]

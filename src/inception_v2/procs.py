@@ -9,6 +9,8 @@ out-of-memory killer) must not live on, still reading and writing. Each worker c
 * everywhere, a daemon thread checks every ``interval`` seconds that the process it was
   started for (``owner_pid``: the main process, which under the ``forkserver`` start method
   is not the worker's direct parent) is still alive, and ends the worker at once when not.
+
+:func:`usable_cpus` is how many CPUs this process may run on (what worker counts start from).
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from typing import Optional
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 CHECK_INTERVAL_S = 0.5
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask on Linux, else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def set_pdeathsig() -> None:

@@ -12,7 +12,7 @@ TINY = dict(model="googlenet_bn", image_size=32, batch_size=8, epochs=2, workers
 
 def tiny_config(data: Path, out: Path, **overrides: Any) -> TrainConfig:
     options = dict(TINY, **overrides)
-    recipe = options.pop("recipe", "seed")
+    recipe = options.pop("recipe", "blog")
     return resolve_config(recipe, data=str(data), out=str(out), **options)
 
 

@@ -92,7 +92,7 @@ def test_checkpoint_holds_the_whole_training_state(tiny_run):
         "best",
     ):
         assert key in state
-    assert state["model_ema"] is None and state["selected"] == "model"  # the seed recipe keeps no EMA
+    assert state["model_ema"] is None and state["selected"] == "model"  # the blog recipe keeps no EMA
     assert state["epoch"] == 2 and state["config"]["model"] == "googlenet_bn"
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
 

@@ -9,8 +9,8 @@ from inception_v2.train.config import coerce, resume_config
 BASE = dict(model="inception_v2", data="prepared", out="runs/x")
 
 
-def test_seed_recipe_is_the_sources():
-    cfg = resolve_config("seed", **BASE)
+def test_blog_recipe_is_the_sources():
+    cfg = resolve_config("blog", **BASE)
     assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("adam", 1e-3, 128, 100)
     assert (cfg.lr_step_epochs, cfg.lr_decay, cfg.aux_weight) == (8, 0.96, 0.3)
     assert cfg.label_smoothing == 0 and cfg.grad_clip_norm is None and cfg.ema_decay is None
@@ -31,7 +31,7 @@ def test_paper_recipe_is_tensorflows_and_scales_lr_with_the_batch_unless_given()
 
 
 def test_overrides_and_none_keeps_recipe_but_build_config_sets_none():
-    cfg = resolve_config("seed", epochs=3, lr=None, image_size=96, **BASE)
+    cfg = resolve_config("blog", epochs=3, lr=None, image_size=96, **BASE)
     assert cfg.epochs == 3 and cfg.lr == 1e-3
     assert cfg.data_config().input_size == 96 and cfg.data_config().resize_size == round(96 * 384 / 299)
     assert resolve_config("paper", ema_decay=None, **BASE).ema_decay == 0.9999
@@ -71,7 +71,7 @@ def test_overrides_and_none_keeps_recipe_but_build_config_sets_none():
 )
 def test_bad_values_are_one_line_usage_errors_naming_key_and_flag(bad, key):
     with pytest.raises(UsageError) as e:
-        resolve_config("seed", **{**BASE, **bad})
+        resolve_config("blog", **{**BASE, **bad})
     msg = str(e.value)
     assert "\n" not in msg
     if key.startswith("--"):
@@ -82,16 +82,16 @@ def test_bad_values_are_one_line_usage_errors_naming_key_and_flag(bad, key):
 
 def test_mixup_with_a_batch_of_one_says_why():
     with pytest.raises(UsageError, match="with mixup or cutmix"):
-        resolve_config("seed", mixup=0.2, batch_size=1, **BASE)
+        resolve_config("blog", mixup=0.2, batch_size=1, **BASE)
 
 
 def test_unknown_recipe_and_option():
     with pytest.raises(UsageError, match="unknown recipe"):
         resolve_config("fast", **BASE)
     with pytest.raises(UsageError, match="unknown training options"):
-        resolve_config("seed", momentun=0.9, **BASE)
+        resolve_config("blog", momentun=0.9, **BASE)
     with pytest.raises(UsageError, match=r"model \(--model\) must be given"):
-        resolve_config("seed", data="d", out="o")
+        resolve_config("blog", data="d", out="o")
 
 
 def test_dict_round_trip_and_unknown_key():
@@ -119,7 +119,7 @@ def test_coercion_of_flag_strings_and_yaml_numbers():
     assert coerce("ema_decay", "none") is None and coerce("image_size", "None") is None
     from pathlib import Path
 
-    assert resolve_config("seed", model="googlenet_bn", data=Path("d"), out=Path("runs") / "x").out == str(
+    assert resolve_config("blog", model="googlenet_bn", data=Path("d"), out=Path("runs") / "x").out == str(
         Path("runs/x")
     )
 
@@ -171,7 +171,7 @@ def test_bad_config_files_are_one_line_errors_naming_file_and_key(tmp_path, text
 
 
 def test_resume_may_change_epochs_and_device_not_the_experiment():
-    saved = resolve_config("seed", epochs=5, **BASE)
+    saved = resolve_config("blog", epochs=5, **BASE)
     assert resume_config(saved, epochs=10, device="cpu", lr=None, tensorboard=True).epochs == 10
     with pytest.raises(UsageError, match="--lr"):
         resume_config(saved, lr=0.1)
@@ -183,10 +183,10 @@ def test_resume_may_change_epochs_and_device_not_the_experiment():
 
 
 def test_recipes_are_plain_data_over_the_fields():
-    assert set(RECIPES) == {"seed", "paper"}
+    assert set(RECIPES) == {"blog", "paper"}
     fields = set(TrainConfig.__dataclass_fields__)
     for recipe in RECIPES.values():
         assert all(isinstance(v, (int, float, str, type(None))) for v in recipe.values())
         assert set(recipe) - {"lr_reference_batch"} <= fields
     defaults = {k: v.default for k, v in TrainConfig.__dataclass_fields__.items()}
-    assert all(defaults[k] == v for k, v in RECIPES["seed"].items())  # the defaults are the seed recipe
+    assert all(defaults[k] == v for k, v in RECIPES["blog"].items())  # the defaults are the blog recipe

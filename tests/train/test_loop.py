@@ -67,7 +67,7 @@ def test_frozen_features_stay_unchanged_and_the_heads_train():
     frozen = freeze_features(model)
     assert frozen  # the trunk's BatchNorm layers
     before = copy.deepcopy(model.state_dict())
-    cfg = resolve_config("seed", model="googlenet_bn", data="d", out="o", freeze_features=True, lr=1e-2)
+    cfg = resolve_config("blog", model="googlenet_bn", data="d", out="o", freeze_features=True, lr=1e-2)
     opt = build_optimizer(model, cfg)
     assert {id(p) for g in opt.param_groups for p in g["params"]} == {
         id(p) for p in model.parameters() if p.requires_grad

@@ -57,15 +57,15 @@ def test_rmsprop_tf_weight_decay_is_added_to_the_gradient():
 
 def test_optimizers_of_the_recipes_and_the_options():
     model = nn.Linear(3, 2)
-    seed = resolve_config("seed", **BASE)
-    adam = build_optimizer(model, seed)
+    blog = resolve_config("blog", **BASE)
+    adam = build_optimizer(model, blog)
     assert type(adam) is torch.optim.Adam and adam.defaults["betas"] == (0.9, 0.999)
     paper = build_optimizer(model, resolve_config("paper", batch_size=32, **BASE))
     assert isinstance(paper, RMSpropTF) and paper.param_groups[0]["lr"] == pytest.approx(0.045)
     assert paper.defaults["momentum"] == 0.9
-    adamw = build_optimizer(model, resolve_config("seed", optimizer="adamw", weight_decay=0.05, momentum=0.8, **BASE))
+    adamw = build_optimizer(model, resolve_config("blog", optimizer="adamw", weight_decay=0.05, momentum=0.8, **BASE))
     assert type(adamw) is torch.optim.AdamW and adamw.defaults["betas"] == (0.8, 0.999)
-    sgd = build_optimizer(model, resolve_config("seed", optimizer="sgd", nesterov=True, momentum=0.9, **BASE))
+    sgd = build_optimizer(model, resolve_config("blog", optimizer="sgd", nesterov=True, momentum=0.9, **BASE))
     assert type(sgd) is torch.optim.SGD and sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9
 
 
@@ -83,13 +83,13 @@ def test_weight_decay_groups_leave_batchnorm_and_biases_alone():
         is_norm = isinstance(modules[owner], nn.modules.batchnorm._BatchNorm)
         assert group_of[id(p)] == ("no_decay" if (is_norm or leaf == "bias") else "decay"), name
     assert group_of[id(model.fc.weight)] == "decay" and group_of[id(model.fc.bias)] == "no_decay"
-    # without weight decay nor head lr: one group, as the seed recipe always had
-    assert len(build_optimizer(model, resolve_config("seed", **BASE)).param_groups) == 1
+    # without weight decay nor head lr: one group, as the blog recipe always had
+    assert len(build_optimizer(model, resolve_config("blog", **BASE)).param_groups) == 1
 
 
 def test_head_lr_groups():
     model = create_model("googlenet_bn", num_classes=4)
-    opt = build_optimizer(model, resolve_config("seed", head_lr=0.05, **BASE))
+    opt = build_optimizer(model, resolve_config("blog", head_lr=0.05, **BASE))
     groups = {g["name"]: g for g in opt.param_groups}
     assert set(groups) == {"features", "head"}
     assert groups["head"]["lr"] == 0.05 and groups["features"]["lr"] == 1e-3
@@ -109,7 +109,7 @@ def _lrs(cfg, steps_per_epoch, n):
 
 
 def test_warmup_then_cosine_curve():
-    cfg = resolve_config("seed", lr=0.1, lr_schedule="cosine", warmup_epochs=1, epochs=5, min_lr=0.001, **BASE)
+    cfg = resolve_config("blog", lr=0.1, lr_schedule="cosine", warmup_epochs=1, epochs=5, min_lr=0.001, **BASE)
     lrs, _ = _lrs(cfg, steps_per_epoch=4, n=20)
     assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # per-step linear warm-up
     total, warm = 20, 4

@@ -1,4 +1,4 @@
-"""The seed recipe computes what it computed before the training options existed, bit for bit.
+"""The blog recipe (named `seed` before) computes what it computed before the training options existed, bit for bit.
 
 The expected values below were recorded with the code of commit 4f8d8c9 (before the optimizer,
 schedule, augmentation, accumulation and fine-tuning options; the schedule then was ``StepLR``
@@ -50,13 +50,13 @@ def _weights_digest(state_dict):
     return h.hexdigest()
 
 
-def test_seed_recipe_reproduces_the_recorded_run(tiny_run, prepared_sample):
+def test_blog_recipe_reproduces_the_recorded_run(tiny_run, prepared_sample):
     assert _data_digest(prepared_sample) == DATA_SHA256, (
         "the generated sample changed since the reference was recorded: record it again (module docstring)"
     )
     state = load_checkpoint(tiny_run / "last.pt")
     history = state["history"]
-    assert state["config"]["recipe"] == "seed" and [r["epoch"] for r in history] == [1, 2]
+    assert state["config"]["recipe"] == "blog" and [r["epoch"] for r in history] == [1, 2]
     train_loss = [float.fromhex(v) for v in TRAIN_LOSS]
     val_loss = [float.fromhex(v) for v in VAL_LOSS]
     if torch.backends.cpu.get_cpu_capability() == RECORDED_ON:

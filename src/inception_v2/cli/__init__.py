@@ -5,6 +5,9 @@ arguments) and ``run(args) -> int`` (a thin call of the library function). Only 
 the subcommand being run is imported, so ``inception-v2 --help`` stays fast and a subcommand
 loads only what it needs. Nothing outside this package imports it.
 
+It configures logging: the library's messages (``logging.getLogger("inception_v2...")``, e.g.
+the note that a classifier was re-initialized) go to stderr as plain lines.
+
 This is also the one place where exceptions become messages: :func:`main` maps the project's
 errors, ``OSError`` and ``ValueError`` to one ``error: ...`` line and an exit status
 (:mod:`inception_v2.errors` lists them); ``--debug`` prints the traceback too (same status).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import sys
@@ -21,6 +25,7 @@ import traceback
 from typing import List, Optional, Sequence, Tuple
 
 from inception_v2 import errors
+from inception_v2.version import __version__
 
 # name -> (module, one-line help); the order is that of ``inception-v2 --help``.
 COMMANDS = {
@@ -41,10 +46,27 @@ COMMANDS = {
 DEBUG_ENV = "INCEPTION_V2_DEBUG"  # set to 1: tracebacks instead of one-line errors
 
 
-def _version() -> str:
-    from inception_v2 import __version__
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (so a redirected or
+    captured stderr gets the messages too)."""
 
-    return __version__
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def configure_logging() -> None:
+    """The package's log records of level INFO and above, as plain lines on stderr (once)."""
+    logger = logging.getLogger("inception_v2")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def build_parser(command: Optional[str] = None, all_commands: bool = False) -> argparse.ArgumentParser:
@@ -56,7 +78,7 @@ def build_parser(command: Optional[str] = None, all_commands: bool = False) -> a
         epilog="exit status: 0 ok, 1 a check failed, 2 bad usage or input, 3 output folder in use, "
         "70 internal error, 130 interrupted. `inception-v2 COMMAND --help` for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
@@ -123,6 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    configure_logging()
     try:
         status = args.func(args)
     except KeyboardInterrupt:

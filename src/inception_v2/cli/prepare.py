@@ -73,9 +73,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="VOC: an unknown class name is an error")
     p.add_argument(
         "--verify-counts",
-        choices=["seed"],
+        choices=["blog", "seed"],
         default=None,
-        help="VOC: compare the counts with the source's table (docs/data.md); exit 1 on a difference",
+        help="VOC: compare the counts with the source's table (docs/data.md; seed is the earlier name of blog); "
+        "exit 1 on a difference",
     )
 
 
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         skip_bad=args.skip_bad,
         strict=args.strict,
     )
-    if args.verify_counts == "seed":
+    if args.verify_counts in ("blog", "seed"):
         diffs = compare_with_seed(counts)
         if diffs:
             print(f"error: counts differ from the source's table in {len(diffs)} classes:", file=sys.stderr)

@@ -81,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Train a model on a prepared data set. Defaults are the source's recipe (`seed`); --recipe paper "
-        "switches to the paper's, --config FILE (JSON or YAML, e.g. a run's own config.json) sets any option, "
-        "and every flag overrides both. Writes RUN_DIR/{config.json,metrics.csv,last.pt,best.pt,summary.json}. "
+        "Train a model on a prepared data set. Defaults are the source's recipe (`blog`, docs/source.md); "
+        "--recipe paper switches to the paper's, --config FILE (JSON or YAML, e.g. a run's own config.json) sets "
+        "any option, and every flag overrides both. "
+        "Writes RUN_DIR/{config.json,metrics.csv,last.pt,best.pt,summary.json}. "
         "Data parallel: torchrun --nproc_per_node=N -m inception_v2 train ... (docs/training.md)"
     )
     p.add_argument(

@@ -60,7 +60,7 @@ from inception_v2.data.store import SPLITS, SplitWriter, check_store, store_file
 from inception_v2.data.voc import TarSource, VOCSource, find_devkit
 from inception_v2.errors import UsageError
 from inception_v2.locking import exclusive
-from inception_v2.procs import die_with_parent
+from inception_v2.procs import die_with_parent, usable_cpus
 
 FORMAT_VERSION = 2  # 2: the jpeg store, image folders, counts.json "classes", index "nbytes"
 CHUNK_IMAGES = 16  # units per work file: the granularity of resuming after a kill
@@ -360,7 +360,7 @@ def prepare(
         store=store,
         test_fraction=test_fraction,
     )
-    workers = workers if workers is not None else _default_workers()
+    workers = workers if workers is not None else usable_cpus()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
@@ -549,10 +549,3 @@ def check_out_outside_input(out: Path, inputs: Sequence[Path], flag: str = "--ou
         root = Path(os.path.realpath(folder))
         if target == root or root in target.parents:
             raise UsageError(f"{flag} {out} is inside the input folder {folder}; choose a folder outside it")
-
-
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

@@ -44,10 +44,6 @@ def data_path(root: os.PathLike, split: str, store: str = "raw") -> Path:
     return Path(root) / f"{split}.{_SUFFIX[check_store(store)]}"
 
 
-def pixels_path(root: os.PathLike, split: str) -> Path:
-    return data_path(root, split, "raw")
-
-
 def index_path(root: os.PathLike, split: str) -> Path:
     return Path(root) / f"{split}.index.npy"
 
@@ -136,16 +132,7 @@ def open_data(root: os.PathLike, split: str, store: str = "raw") -> np.ndarray:
     return np.memmap(path, dtype=np.uint8, mode="r")
 
 
-def open_pixels(root: os.PathLike, split: str) -> np.ndarray:
-    return open_data(root, split, "raw")
-
-
 def entry_bytes(data: np.ndarray, entry: np.ndarray) -> np.ndarray:
     """The bytes of index row ``entry`` in ``data`` (a copy)."""
     offset, nbytes = int(entry[0]), int(entry[4]) if len(entry) > 4 else int(entry[1] * entry[2] * 3)
     return np.array(data[offset : offset + nbytes])
-
-
-def read_crop(pixels: np.ndarray, entry: np.ndarray) -> np.ndarray:
-    """Raw image ``entry`` (a row of the index) out of ``pixels``, copied, as ``H x W x 3``."""
-    return entry_bytes(pixels, entry).reshape(int(entry[1]), int(entry[2]), 3)

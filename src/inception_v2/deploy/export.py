@@ -39,17 +39,19 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 
 from inception_v2.atomic import remove_stale_temps, temp_file, write_json
 from inception_v2.deploy.inference import ONNX_INSTALL_HINT, OnnxClassifier, deploy_copy, import_onnxruntime
-from inception_v2.deploy.untrusted import check_pt2_archive, read_model_file, refuse_untrusted_code
-from inception_v2.errors import CheckFailedError, UsageError
+from inception_v2.errors import CheckFailedError, UsageError, first_line
+from inception_v2.formats.state_dict import model_name
+from inception_v2.formats.untrusted import check_pt2_archive, read_model_file, refuse_untrusted_code
+from inception_v2.paths import PathLike
+from inception_v2.version import __version__
 
-PathLike = Union[str, "os.PathLike[str]"]
 logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "pt2", "torchscript")
@@ -117,9 +119,7 @@ def _image_size(model: nn.Module, image_size: Optional[int]) -> int:
         raise UsageError("only models with a data_config (from create_model or load_model) can be exported")
     size = cfg.input_size if image_size is None else int(image_size)
     if size < cfg.min_input_size:
-        raise UsageError(
-            f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, got {size}"
-        )
+        raise UsageError(f"{model_name(model)} needs an image size >= {cfg.min_input_size}, got {size}")
     return size
 
 
@@ -132,7 +132,7 @@ def export_metadata(model: nn.Module, image_size: int) -> Dict[str, Any]:
         cfg = cfg.with_input_size(image_size)
     classes = getattr(model, "classes", None)
     return {
-        "model_name": getattr(model, "name", type(model).__name__),
+        "model_name": model_name(model),
         "classes": list(classes) if classes is not None else None,
         "num_classes": int(model.num_classes) if hasattr(model, "num_classes") else None,
         "image_size": image_size,
@@ -185,7 +185,7 @@ def _reference(model: nn.Module, image_size: int) -> _Reference:
             error = max(float((logits[b].double() - ref64(x.double())).abs().max()) for b, x in inputs.items())
     except (RuntimeError, ValueError) as e:
         raise UsageError(
-            f"{getattr(model, 'name', 'the model')} cannot run at {image_size}x{image_size}: {str(e).splitlines()[0]}"
+            f"{model_name(model)} cannot run at {image_size}x{image_size}: {str(e).splitlines()[0]}"
         ) from None
     largest = max(logits.values(), key=lambda t: float(t.abs().max()))
     return _Reference(inputs, logits, error, parity_tolerance(largest, error))
@@ -293,7 +293,7 @@ def _result(
     return ExportResult(
         path,
         fmt,
-        getattr(model, "name", type(model).__name__),
+        model_name(model),
         size,
         num_classes,
         opset,
@@ -310,15 +310,6 @@ def _batch_dim() -> Any:
     return torch.export.Dim("batch", min=1)
 
 
-def _model_name(model: nn.Module) -> str:
-    return getattr(model, "name", type(model).__name__)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
 def export_program(model: nn.Module, image_size: int) -> "torch.export.ExportedProgram":
     """``torch.export`` of ``model`` (already a deployment copy, on the CPU) on an
     ``N x 3 x S x S`` input with a dynamic ``N``; :class:`UsageError` naming the model when the
@@ -329,8 +320,8 @@ def export_program(model: nn.Module, image_size: int) -> "torch.export.ExportedP
             return torch.export.export(model, (example,), dynamic_shapes=({0: _batch_dim()},))
     except Exception as e:  # torch.export raises many types (UserError, GuardOnDataDependent...)
         raise UsageError(
-            f"{_model_name(model)} cannot be captured by torch.export at {image_size}x{image_size} "
-            f"({_first_line(e)}); export it as ONNX or TorchScript instead"
+            f"{model_name(model)} cannot be captured by torch.export at {image_size}x{image_size} "
+            f"({first_line(e, with_type=True)}); export it as ONNX or TorchScript instead"
         ) from None
 
 
@@ -434,16 +425,15 @@ def export_onnx(
     try:
         data = _onnx_bytes(deploy, size, opset, used)
     except Exception as e:  # noqa: BLE001 - the exporters raise many types; see below
+        why = first_line(e, with_type=True)
         if used != "dynamo" or exporter == "dynamo" or opset > TORCHSCRIPT_MAX_OPSET:
             raise UsageError(
-                f"{_model_name(model)} cannot be exported to ONNX by the {used}-based exporter ({_first_line(e)})"
+                f"{model_name(model)} cannot be exported to ONNX by the {used}-based exporter ({why})"
             ) from None
-        notes += (f"used the TorchScript-based ONNX exporter: the dynamo-based one failed ({_first_line(e)})",)
+        notes += (f"used the TorchScript-based ONNX exporter: the dynamo-based one failed ({why})",)
         used = "torchscript"
         data = _onnx_bytes(deploy, size, opset, used)
     proto = onnx.load_from_string(data)
-    from inception_v2 import __version__
-
     proto.producer_name, proto.producer_version = "inception-v2", __version__
     del proto.metadata_props[:]
     for key, value in onnx_metadata_props(export_metadata(model, size)).items():
@@ -535,7 +525,7 @@ def read_pt2(path: PathLike) -> Tuple["torch.export.ExportedProgram", Dict[str, 
     """A program written by :func:`export_pt2` and its metadata: the sidecar ``PATH.json`` when
     it is there, else the copy inside the archive. The archive is checked first and refused
     unless loading it cannot run code from it
-    (:func:`~inception_v2.deploy.untrusted.check_pt2_archive`). :class:`UsageError` naming the
+    (:func:`~inception_v2.formats.untrusted.check_pt2_archive`). :class:`UsageError` naming the
     file when it is refused or cannot be read."""
     path = Path(path)
     data = read_model_file(path)
@@ -545,7 +535,7 @@ def read_pt2(path: PathLike) -> Tuple["torch.export.ExportedProgram", Dict[str, 
         with _quiet_tracing():
             program = torch.export.load(io.BytesIO(data), extra_files=extra)
     except Exception as e:  # noqa: BLE001 - a corrupt archive fails in many ways
-        raise UsageError(f"{path} is not a readable torch.export program ({_first_line(e)})") from None
+        raise UsageError(f"{path} is not a readable torch.export program ({first_line(e, with_type=True)})") from None
     sidecar = pt2_sidecar(path)
     text = sidecar.read_text(encoding="utf-8") if sidecar.is_file() else extra[PT2_META]
     try:
@@ -560,7 +550,7 @@ def read_pt2(path: PathLike) -> Tuple["torch.export.ExportedProgram", Dict[str, 
 def read_torchscript(path: PathLike, trust_file: bool = False) -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
     """A TorchScript file written by :func:`export_torchscript` and its metadata (decoded).
     A TorchScript file runs its own code when loaded, so it is refused unless ``trust_file``
-    (:func:`~inception_v2.deploy.untrusted.refuse_untrusted_code`)."""
+    (:func:`~inception_v2.formats.untrusted.refuse_untrusted_code`)."""
     refuse_untrusted_code(path, trust_file)
     extra = {TORCHSCRIPT_META: ""}
     try:
@@ -568,7 +558,7 @@ def read_torchscript(path: PathLike, trust_file: bool = False) -> Tuple[torch.ji
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         meta = json.loads(extra[TORCHSCRIPT_META] or "{}")
     except (RuntimeError, ValueError, OSError) as e:
-        raise UsageError(f"{path} is not a readable TorchScript file ({_first_line(e)})") from None
+        raise UsageError(f"{path} is not a readable TorchScript file ({first_line(e, with_type=True)})") from None
     return module, meta
 
 

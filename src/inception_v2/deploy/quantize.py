@@ -30,13 +30,12 @@ a VNNI machine: evaluate the file on the machine that will run it (``inception-v
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -54,8 +53,9 @@ from inception_v2.deploy.export import (
 )
 from inception_v2.deploy.inference import ONNX_INSTALL_HINT, OnnxClassifier, import_onnxruntime
 from inception_v2.errors import CheckFailedError, UsageError
+from inception_v2.formats.state_dict import model_name
+from inception_v2.paths import PathLike
 
-PathLike = Union[str, "os.PathLike[str]"]
 Batches = Callable[[], Iterable[torch.Tensor]]  # a fresh iterator of normalized image batches
 LabelledBatches = Callable[[], Iterable[Tuple[torch.Tensor, torch.Tensor]]]  # (images, labels)
 
@@ -247,7 +247,7 @@ def export_onnx_int8(
 
     start = time.perf_counter()
     path = check_output_path(path)
-    name = getattr(model, "name", type(model).__name__)
+    name = model_name(model)
     with tempfile.TemporaryDirectory(prefix="inception-v2-int8-") as tmp:
         float_path, int8_path = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
         float_export = export_onnx(model, float_path, image_size, opset, exporter)
@@ -358,9 +358,7 @@ def export_int8_from_prepared(
     cfg = model.data_config
     if image_size is not None and image_size != cfg.input_size:
         if image_size < cfg.min_input_size:
-            raise UsageError(
-                f"{getattr(model, 'name', 'the model')} needs an image size >= {cfg.min_input_size}, got {image_size}"
-            )
+            raise UsageError(f"{model_name(model)} needs an image size >= {cfg.min_input_size}, got {image_size}")
         cfg = cfg.with_input_size(image_size)
     train = prepared_batches(prepared, "train", cfg, CALIBRATION_BATCH, calibration_images, classes)
     val = prepared_batches(prepared, "val", cfg, EVAL_BATCH, None, classes)

@@ -15,7 +15,7 @@
   and is refused unless the caller trusts it (``trust_file=True``, ``--trust-file``).
 
 A ``.pt2`` archive is checked before ``torch.export.load`` sees it, so that no pickle in it is
-ever unpickled unchecked (:mod:`inception_v2.deploy.untrusted`).
+ever unpickled unchecked (:mod:`inception_v2.formats.untrusted`).
 
 Each returned object is called on a normalized float32 batch ``N x 3 x S x S`` (the model's
 eval transform, :func:`inception_v2.data.eval_transform` of its ``data_config``) and returns
@@ -26,7 +26,6 @@ and ``kind`` (a short description: ``checkpoint``, ``ONNX int8``...). See ``docs
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -35,11 +34,10 @@ import torch
 from inception_v2.deploy.export import read_pt2, read_torchscript
 from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, prepare_for_inference, resolve_device
 from inception_v2.deploy.load import load_model
-from inception_v2.deploy.untrusted import is_torchscript
 from inception_v2.errors import UsageError
+from inception_v2.formats.untrusted import is_torchscript
 from inception_v2.models.registry import DataConfig
-
-PathLike = Union[str, "os.PathLike[str]"]
+from inception_v2.paths import PathLike
 
 
 def _check_batch(x: torch.Tensor, size: int, path: Path) -> None:
@@ -157,7 +155,7 @@ def load_classifier(path: PathLike, device: Union[str, torch.device] = "auto", t
     TorchScript file. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``,
     ``cuda:N``. A file that names no classes is refused (``evaluate`` and ``predict`` need
     them): export it from a checkpoint. A TorchScript file runs its own code and is refused
-    unless ``trust_file`` (:mod:`inception_v2.deploy.untrusted`). The returned runner checks
+    unless ``trust_file`` (:mod:`inception_v2.formats.untrusted`). The returned runner checks
     every answer (:class:`CheckedClassifier`)."""
     path = Path(path)
     if not path.exists():

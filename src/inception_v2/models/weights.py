@@ -22,24 +22,26 @@ takes another number of input channels; everything else must match exactly.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch import nn
 
 from inception_v2.errors import CheckFailedError, UsageError
+from inception_v2.formats.pretrained import read_pretrained
+from inception_v2.formats.state_dict import StateDict, model_name, state_dict_mismatch
 
-StateDict = Dict[str, torch.Tensor]
+_logger = logging.getLogger(__name__)
 
 
 def _note(msg: str) -> None:
-    print(f"note: {msg}", file=sys.stderr)
+    _logger.warning("note: %s", msg)
 
 
 # --------------------------------------------------------------------------- conversions
@@ -285,8 +287,6 @@ def resolve_pretrained(model: str, pretrained: Any) -> Pretrained:
         raise UsageError(
             f"pretrained must be True, a release name, a path or a state dict, not a {type(pretrained).__name__}"
         )
-    from inception_v2.deploy.load import read_pretrained  # reads checkpoints and release folders
-
     weights, meta = read_pretrained(pretrained)
     theirs = meta.get("model_name")
     if theirs is not None and theirs != model:
@@ -362,23 +362,5 @@ def load_pretrained(model: nn.Module, weights: StateDict, source: str, note: Cal
     skip |= {k for k in own if k.endswith(".num_batches_tracked")}  # absent from old files; 0 then
     detail = state_dict_mismatch(own, weights, skip)
     if detail:
-        raise UsageError(f"{source}: the weights do not fit {getattr(model, 'name', type(model).__name__)}: {detail}")
+        raise UsageError(f"{source}: the weights do not fit {model_name(model)}: {detail}")
     model.load_state_dict(weights, strict=False)
-
-
-def state_dict_mismatch(own: Dict[str, torch.Tensor], weights: Dict[str, Any], skip: Iterable[str] = ()) -> str:
-    """How ``weights`` fail to fit a model whose state dict is ``own``: the count and an example
-    of the missing keys (but ``skip``), the unexpected ones and those of another shape; empty
-    when they fit."""
-    skip = set(skip)
-    missing = [k for k in own if k not in weights and k not in skip]
-    unexpected = [k for k in weights if k not in own]
-    shapes = [k for k in own if k in weights and getattr(weights[k], "shape", None) != own[k].shape]
-    detail = []
-    if missing:
-        detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
-    if unexpected:
-        detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-    if shapes:
-        detail.append(f"{len(shapes)} of another shape (e.g. {shapes[0]})")
-    return "; ".join(detail)

@@ -1,5 +1,6 @@
-"""The figures of a run and of an evaluation, drawn with matplotlib's Agg backend and written
-atomically as PNG files: training curves (loss and top-1 per epoch), test accuracy of several
+"""The figures of a run and of an evaluation, drawn on :class:`matplotlib.figure.Figure` objects
+(no pyplot, so matplotlib's backend, and the state of a caller's interactive session, stay as
+they are) and written atomically as PNG files: training curves (loss and top-1 per epoch), test accuracy of several
 runs, and, for ``inception-v2 evaluate --out``, the confusion matrix with class names, the
 accuracy of every class and a gallery of the most confident mistakes."""
 
@@ -10,12 +11,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from inception_v2.atomic import write_bytes  # noqa: E402
+from inception_v2.atomic import write_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,17 +21,22 @@ if TYPE_CHECKING:
     from inception_v2.report.compare import Run
 
 
-def _save_png(fig: "plt.Figure", path: Path) -> None:
+def _save_png(fig: Figure, path: Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")  # Agg, whatever the backend
     write_bytes(path, buf.getvalue())
+
+
+def _subplots(figsize, nrows: int = 1, ncols: int = 1, **kwargs):
+    """A new figure and its axes (as ``pyplot.subplots``, without pyplot's global state)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def plot_curves(run: "Run", path: Path) -> Path:
     """Loss and top-1 accuracy per epoch (train, val, test) of one run, as the source's figures."""
     epochs = [r["epoch"] for r in run.history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_acc) = _subplots((11, 4), 1, 2)
     for split, style in (("train", "-"), ("val", ":"), ("test", "--")):
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in run.history], style, marker=".", label=split)
         ax_acc.plot(epochs, [100 * r[f"{split}_acc1"] for r in run.history], style, marker=".", label=split)
@@ -54,7 +57,7 @@ def plot_curves(run: "Run", path: Path) -> Path:
 
 def plot_test_accuracy(runs: Sequence["Run"], path: Path) -> Path:
     """Test top-1 per epoch of every run on one plot."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _subplots((7, 4))
     for run in runs:
         ax.plot(
             [r["epoch"] for r in run.history], [100 * r["test_acc1"] for r in run.history], marker=".", label=run.name
@@ -71,7 +74,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     n = len(classes)
     rows = [[float(v) for v in row] for row in confusion]
     norm = [[v / max(sum(row), 1.0) for v in row] for row in rows]
-    fig, ax = plt.subplots(figsize=(0.45 * n + 3, 0.45 * n + 2.5))
+    fig, ax = _subplots((0.45 * n + 3, 0.45 * n + 2.5))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), classes, rotation=90)
     ax.set_yticks(range(n), classes)
@@ -106,7 +109,7 @@ def plot_per_class_accuracy(
     line at ``overall`` (the split's top-1)."""
     n = len(classes)
     values = [None if a is None or math.isnan(a) else 100 * a for a in accuracies]
-    fig, ax = plt.subplots(figsize=(7, 0.3 * n + 1.5))
+    fig, ax = _subplots((7, 0.3 * n + 1.5))
     ys = list(range(n))
     ax.barh(ys, [v or 0.0 for v in values], color=["tab:blue" if v is not None else "lightgrey" for v in values])
     for y, v, c in zip(ys, values, counts):
@@ -131,7 +134,7 @@ def plot_mistakes(
     class and the confidence), row by row; a figure saying so when there are none."""
     n = len(images)
     if n == 0:
-        fig, ax = plt.subplots(figsize=(5, 1.5))
+        fig, ax = _subplots((5, 1.5))
         ax.axis("off")
         ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
         ax.set_title(title, fontsize=9)
@@ -139,7 +142,7 @@ def plot_mistakes(
         return path
     cols = min(columns, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = _subplots((2.4 * cols, 2.8 * rows), rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:

@@ -5,7 +5,8 @@ Every field of :class:`TrainConfig` carries its help text, flag group and choice
 ``metadata``; ``inception-v2 train`` generates one flag per field from them (``--batch-size`` for
 ``batch_size``, ``--x/--no-x`` for booleans), so the flags and the config cannot drift apart.
 
-* ``seed`` — the source's recipe (docs/training.md): batch 128, Adam at 1e-3, x0.96 every 8
+* ``blog`` — the source's recipe (the blog post this project started from, docs/source.md;
+  called ``seed`` before, a name still accepted): batch 128, Adam at 1e-3, x0.96 every 8
   epochs, 100 epochs, cross-entropy + 0.3 x the auxiliary losses, the model's own input size.
   The field defaults are this recipe.
 * ``paper`` — Szegedy et al. 2015 (*Rethinking the Inception Architecture*, section 8) as
@@ -37,6 +38,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from inception_v2.errors import UsageError
 from inception_v2.models import get_data_config, list_models
+from inception_v2.procs import usable_cpus
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop-tf")
 LR_SCHEDULES = ("step", "exponential", "cosine")
@@ -46,6 +48,7 @@ AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment", "autoaugment")
 ALIASES: Dict[str, Dict[str, str]] = {
     "optimizer": {"rmsprop_tf": "rmsprop-tf"},
     "amp_dtype": {"bfloat16": "bf16", "float16": "fp16"},
+    "recipe": {"seed": "blog"},  # the blog post's recipe was first named after the project's seed text
 }
 
 # What a resumed run may change: where things are, how fast they run and what is logged, not
@@ -55,11 +58,11 @@ RESUMABLE_CHANGES = (
     "channels_last", "compile", "compile_backend", "tensorboard", "log_every",
 )  # fmt: skip
 
-# Each recipe lists what it sets (the seed recipe: TrainConfig's field defaults, restated).
+# Each recipe lists what it sets (the blog recipe: TrainConfig's field defaults, restated).
 # `lr_reference_batch`: the recipe's lr is per that many images and scales linearly with the
 # batch (batch_size x grad_accum_steps), unless lr is given.
 RECIPES: Dict[str, Dict[str, Any]] = {
-    "seed": {
+    "blog": {
         "optimizer": "adam",
         "lr": 1e-3,  # Adam's default; the source's value
         "lr_step_epochs": 8,
@@ -111,9 +114,10 @@ class TrainConfig:
     )
     out: str = _opt(MISSING, "run", "the run directory", metavar="RUN_DIR")
     recipe: str = _opt(
-        "seed",
+        "blog",
         "run",
-        "named preset of the options below: seed (the source's Adam recipe) or paper "
+        "named preset of the options below: blog (the source's Adam recipe, docs/source.md; "
+        "seed is its earlier name) or paper "
         "(RMSProp with momentum, weight decay, LSR, clipping, EMA); every option overrides it",
         choices=tuple(RECIPES),
     )
@@ -313,11 +317,7 @@ class TrainConfig:
         processes of this node (``LOCAL_WORLD_SIZE`` under torchrun), at most 8."""
         if self.workers is not None:
             return self.workers
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            cpus = os.cpu_count() or 1
-        per_process = cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        per_process = usable_cpus() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         return max(1, min(8, per_process - 1))
 
     def to_dict(self) -> Dict[str, Any]:
@@ -449,10 +449,11 @@ def load_config_file(path: "os.PathLike[str] | str") -> Dict[str, Any]:
 
 
 def build_config(recipe: Optional[str], given: Mapping[str, Any]) -> TrainConfig:
-    """``recipe`` (default ``seed``) with the ``given`` values over it (a value of None sets
-    None). ``model``, ``data`` and ``out`` must be given. In a recipe with ``lr_reference_batch``
-    the lr scales with ``batch_size x grad_accum_steps`` unless ``lr`` is given."""
-    recipe = recipe or "seed"
+    """``recipe`` (default ``blog``; ``seed`` is its earlier name) with the ``given`` values over
+    it (a value of None sets None). ``model``, ``data`` and ``out`` must be given. In a recipe with
+    ``lr_reference_batch`` the lr scales with ``batch_size x grad_accum_steps`` unless ``lr`` is
+    given."""
+    recipe = ALIASES["recipe"].get(recipe or "blog", recipe or "blog")
     if recipe not in RECIPES:
         raise UsageError(f"unknown recipe {recipe!r}; available: {', '.join(RECIPES)}")
     given = dict(given)
@@ -473,7 +474,7 @@ def build_config(recipe: Optional[str], given: Mapping[str, Any]) -> TrainConfig
     return TrainConfig(recipe=recipe, **values)
 
 
-def resolve_config(recipe: str = "seed", **overrides: Any) -> TrainConfig:
+def resolve_config(recipe: str = "blog", **overrides: Any) -> TrainConfig:
     """A recipe with overrides applied; an override of ``None`` keeps the recipe's value."""
     return build_config(recipe, {k: v for k, v in overrides.items() if v is not None and k != "recipe"})
 

@@ -28,19 +28,19 @@ from inception_v2.atomic import remove_stale_temps, write_json
 from inception_v2.data import normalize
 from inception_v2.data.transforms import batch_mix
 from inception_v2.errors import CheckFailedError, LockedError, UsageError
+from inception_v2.formats.checkpoint import (
+    Checkpoint,
+    RunInfo,
+    checkpoint_from_training,
+    read_checkpoint,
+    restore_training,
+    write_checkpoint,
+)
 from inception_v2.locking import exclusive
 from inception_v2.models import DataConfig, ModelOutput, create_model
 from inception_v2.summary import count_macs, count_params
 from inception_v2.train import distributed as dist_utils
 from inception_v2.train.board import TensorBoardLog, summary_writer_class
-from inception_v2.train.checkpoint import (
-    data_config_dict,
-    load_checkpoint,
-    load_weights,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
 from inception_v2.train.config import TrainConfig, changed_fields, flag_name
 from inception_v2.train.data import build_data, resolve_prepared
 from inception_v2.train.finetune import freeze_features
@@ -332,13 +332,13 @@ def _seed_epoch(seed: int, epoch: int, rank: int, loader: torch.utils.data.DataL
         loader.generator.manual_seed(s)
 
 
-def _resume_check(state: Dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    if state["model_name"] != cfg.model:
+def _resume_check(state: Checkpoint, cfg: TrainConfig, path: Path) -> None:
+    if state.model_name != cfg.model:
         raise UsageError(
-            f"{path} is a checkpoint of {state['model_name']}, not {cfg.model}; "
+            f"{path} is a checkpoint of {state.model_name}, not {cfg.model}; "
             "resume with the same --model or choose another --out"
         )
-    changed = changed_fields(state["config"], cfg)
+    changed = changed_fields(state.config, cfg)
     if changed:
         detail = ", ".join(f"{flag_name(k)} {old!r} -> {new!r}" for k, (old, new) in changed.items())
         raise UsageError(f"cannot resume {path} with other settings ({detail})")
@@ -424,13 +424,13 @@ def _fit(
         summary_writer_class()  # a missing package is an error now, not after the data is ready
 
     # -- resume state (read by rank 0, sent to the others: nodes need not share a filesystem)
-    def read_state() -> Optional[Dict[str, Any]]:
+    def read_state() -> Optional[Checkpoint]:
         if last_path.is_file():
             if not resume:
                 raise UsageError(
                     f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
                 )
-            saved = load_checkpoint(last_path)
+            saved = read_checkpoint(last_path)
             _resume_check(saved, cfg, last_path)
             return saved
         if resume:
@@ -471,7 +471,7 @@ def _fit(
     aux = cfg.aux_weight > 0
     # a resumed run takes every weight from last.pt: the pretrained file is not read again
     pretrained = cfg.pretrained if state is None else None
-    arch = dict(state.get("arch_options") or {}) if state is not None else {}  # as the run was built
+    arch = dict(state.arch_options) if state is not None else {}  # as the run was built
     model = create_model(
         cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout, pretrained=pretrained, **arch
     )
@@ -495,8 +495,8 @@ def _fit(
 
     start_epoch, history, best = 0, [], {"val_acc1": -1.0, "epoch": 0}
     if state is not None:
-        _restore(state, last_path, model, optimizer, scaler, ema)
-        start_epoch, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
+        restore_training(state, last_path, model, optimizer, scaler, ema)
+        start_epoch, history, best = int(state.epoch), list(state.history), dict(state.best)
         log(
             f"resuming {out} after epoch {start_epoch} (best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})"
         )
@@ -590,24 +590,21 @@ def _fit(
         if improved:
             best = {"val_acc1": va.acc1, "epoch": epoch + 1}
         if info.is_main:
-            ckpt = {
-                "model_name": cfg.model,
-                "num_classes": num_classes,
-                "classes": data.classes,
-                "aux_logits": aux,
-                "data_config": data_config_dict(data_cfg),
-                "config": cfg.to_dict(),
-                # what rebuilds this very network (a release's options, e.g. Caffe pooling)
-                "in_chans": model.in_chans,
-                "arch_options": dict(model.arch_options),
-                "epoch": epoch + 1,
-                "history": history,
-                "best": best,
-                **_training_state(model, optimizer, scheduler, scaler, ema),
-            }
-            save_checkpoint(last_path, ckpt)
+            run = RunInfo(
+                model_name=cfg.model,
+                num_classes=num_classes,
+                classes=data.classes,
+                aux_logits=aux,
+                data_config=data_cfg,
+                config=cfg.to_dict(),
+                epoch=epoch + 1,
+                history=history,
+                best=best,
+            )
+            ckpt = checkpoint_from_training(run, model, optimizer, scheduler, scaler, ema)
+            write_checkpoint(last_path, ckpt)
             if improved:
-                save_checkpoint(best_path, ckpt)
+                write_checkpoint(best_path, ckpt)
             write_metrics_csv(out / "metrics.csv", history)
             if board is not None:  # after last.pt: a resumed run never repeats an epoch's points
                 board.epoch((epoch + 1) * steps_per_epoch, row)
@@ -628,37 +625,6 @@ def _fit(
 
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _training_state(model, optimizer, scheduler, scaler, ema) -> Dict[str, Any]:
-    return {
-        "model": model.state_dict(),  # always the raw trained weights
-        "model_ema": ema.module.state_dict() if ema is not None else None,  # plain, no "module."
-        "ema_updates": int(ema.n_averaged) if ema is not None else 0,
-        "selected": "ema" if ema is not None else "model",  # what val evaluated and selected on
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),  # for the record: resuming recomputes it from the step
-        "scaler": scaler.state_dict(),
-        "rng": rng_state(),
-    }
-
-
-def _restore(state: Dict[str, Any], path: Path, model, optimizer, scaler, ema) -> None:
-    """The inverse of :func:`_training_state` (the schedule follows from the epoch), with a
-    one-line error for a state that does not fit."""
-    load_weights(model, state["model"], path, "model")
-    if ema is not None:
-        if state.get("model_ema") is None:
-            raise UsageError(f"{path}: the run keeps an EMA but the checkpoint holds none")
-        load_weights(ema.module, state["model_ema"], path, "EMA")
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
-        set_rng_state(state["rng"])
-    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
-        raise UsageError(f"{path}: cannot restore the training state: {e}") from None
 
 
 _NO_TEST = EvalResult(loss=math.nan, acc1=math.nan, acc5=math.nan, images=0, confusion=torch.zeros(0, 0))

@@ -16,7 +16,7 @@ import torch
 
 from inception_v2.atomic import write_text
 
-# One row per epoch, in this order (the list).
+# One row per epoch, in this order (docs/training.md lists the columns).
 METRICS_COLUMNS: Tuple[str, ...] = (
     "epoch", "lr", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
     "test_loss", "test_acc1", "test_acc5", "images_per_s", "seconds",

@@ -114,7 +114,7 @@ class RMSpropTF(torch.optim.Optimizer):
 def param_groups(model: nn.Module, cfg: TrainConfig) -> List[Dict[str, Any]]:
     """The trainable parameters in optimizer groups.
 
-    One group when there is neither weight decay nor a head lr (the seed recipe, as before).
+    One group when there is neither weight decay nor a head lr (the blog recipe, as before).
     With weight decay, ``decay`` and ``no_decay``: weight decay only on the weights of
     convolutions and linear layers, never on BatchNorm parameters or biases (as TensorFlow's
     Inception code regularized only conv and fc weights). With ``head_lr``, each of those is split

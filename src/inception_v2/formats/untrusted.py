@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Dict, Set, Tuple, Union
+from typing import Dict, Set, Tuple
 
 import torch
 
 from inception_v2.errors import UsageError
-
-PathLike = Union[str, "os.PathLike[str]"]
+from inception_v2.paths import PathLike
 
 TRUST_HINT = "pass --trust-file (trust_file=True) only if you trust whoever wrote it"
 
@@ -145,6 +143,15 @@ def is_torchscript(path: PathLike) -> bool:
     except (zipfile.BadZipFile, OSError):
         return False
     return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in names)
+
+
+def refuse_torchscript(path: PathLike) -> None:
+    """:class:`UsageError` when ``path`` is a TorchScript file: code, never weights
+    (``torch.load`` would hand it to ``torch.jit.load``)."""
+    if is_torchscript(path):
+        raise UsageError(
+            f"{path} is a TorchScript file (a program), not a checkpoint or weights; it is never loaded here"
+        )
 
 
 def refuse_untrusted_code(path: PathLike, trust_file: bool) -> None:
