@@ -105,3 +105,14 @@ def test_other_archives_named_pt2_are_refused(tmp_path):
         check_pt2_archive((tmp_path / "junk.pt2").read_bytes(), tmp_path / "junk.pt2")
     with pytest.raises(UsageError, match="junk.pt2"):
         check_pt2_archive(io.BytesIO(b"").getvalue(), tmp_path / "junk.pt2")
+
+
+def test_a_compressed_bomb_is_refused_unread(genuine, tmp_path):
+    members = _members(genuine)
+    with zipfile.ZipFile(tmp_path / "x.pt2", "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            z.writestr(name, data)
+        z.writestr(members[0][0].split("/", 1)[0] + "/extra/big.txt", b"0" * 50_000_000)
+    assert (tmp_path / "x.pt2").stat().st_size < 1_000_000
+    with pytest.raises(UsageError, match="zip bomb"):
+        read_pt2(tmp_path / "x.pt2")
