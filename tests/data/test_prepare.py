@@ -416,3 +416,22 @@ def test_only_our_files_leave_the_scratch_folder(sample_devkit, tmp_path, monkey
     prepare(out, voc_root=sample_devkit, workers=1, progress=False, log=lines.append)
     assert (out / SCRATCH / "mine.txt").read_text() == "the user's" and (out / "work" / "keep.png").exists()
     assert not list((out / SCRATCH).glob("*.chunk")) and any("left" in line and SCRATCH in line for line in lines)
+
+
+def test_a_prepared_folder_inside_an_image_folder_is_never_read_as_pictures(tmp_path):
+    """A copy of a prepare output inside the pictures (put there by hand: prepare itself
+    refuses to write there) is listed as ignored, neither a class nor pictures of one."""
+    root = tmp_path / "pictures"
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (20, 20), (i * 40, 90, 0)).save(root / cls / f"{i}.png")
+    prepare(tmp_path / "first", image_folder=root, workers=1, **QUIET)
+    shutil.copytree(tmp_path / "first", root / "old-store", ignore=shutil.ignore_patterns(".lock"))
+    shutil.copytree(tmp_path / "first", root / "cat" / "nested-store", ignore=shutil.ignore_patterns(".lock"))
+    counts = prepare(tmp_path / "second", image_folder=root, workers=1, **QUIET)
+    assert counts["classes"] == ["cat", "dog"]
+    rows = list(csv.DictReader(open(tmp_path / "second" / "manifest.csv", newline="")))
+    ignored = {r["file"]: r["reason"] for r in rows if r["status"] == "ignored"}
+    assert ignored == {"old-store/": "prepared-folder", "cat/nested-store/": "prepared-folder"}
+    assert not any(r["file"].startswith(("old-store/", "cat/nested-store/")) for r in rows if r["status"] != "ignored")

@@ -14,14 +14,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Evaluate a trained model on the test (or val) split with its own deterministic preprocessing: "
         "a checkpoint or release folder (through the deployment path, BatchNorm folded), or an exported "
-        ".onnx (float or INT8), .pt2 or TorchScript file. --out DIR writes the JSON and figures."
+        ".onnx (float or INT8), .pt2 or (with --trust-file) TorchScript file. --out DIR writes the JSON and figures."
     )
     p.add_argument(
         "--checkpoint",
         required=True,
         type=Path,
         metavar="F",
-        help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript file from export",
+        help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript (--trust-file) file from export",
     )
     p.add_argument("--data", required=True, type=Path, metavar="DIR", help="the prepared directory")
     p.add_argument("--split", choices=["test", "val"], default="test")

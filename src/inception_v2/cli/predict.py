@@ -17,14 +17,14 @@ TRUST_FILE_HELP = (
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Classify images (or a box in them) with a checkpoint, a release folder, or an exported "
-        ".onnx (float or INT8), .pt2 or TorchScript file."
+        ".onnx (float or INT8), .pt2 or (with --trust-file) TorchScript file."
     )
     p.add_argument(
         "--checkpoint",
         required=True,
         type=Path,
         metavar="F",
-        help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript file from export",
+        help="a .pt from train, a release folder, or a .onnx / .pt2 / TorchScript (--trust-file) file from export",
     )
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.add_argument(

@@ -46,10 +46,16 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def _prepared(path: os.PathLike) -> bool:
+    """Whether ``path`` is the output of ``prepare`` (its stores are never read as pictures)."""
+    return os.path.isfile(os.path.join(path, "prepare.json")) and os.path.isfile(os.path.join(path, "counts.json"))
+
+
 def _subdirs(path: Path) -> List[str]:
-    """The names of the non-hidden folders in ``path`` (links to folders included), sorted."""
+    """The names of the non-hidden folders in ``path`` (links to folders included) that are
+    not ``prepare`` outputs, sorted."""
     with os.scandir(path) as it:
-        return sorted(e.name for e in it if e.is_dir() and not _hidden(e.name))
+        return sorted(e.name for e in it if e.is_dir() and not _hidden(e.name) and not _prepared(e.path))
 
 
 def detect_layout(root: os.PathLike) -> Tuple[str, List[str]]:
@@ -92,6 +98,8 @@ def _walk(root: Path, folder: Path, cls: str) -> List[FolderUnit]:
             if entry.is_dir():
                 if _hidden(entry.name):
                     units.append((rel + "/", cls, "hidden-folder", ""))
+                elif _prepared(entry.path):
+                    units.append((rel + "/", cls, "prepared-folder", ""))
                 else:
                     pending.append(Path(entry.path))
             elif not entry.is_file():
@@ -121,6 +129,8 @@ def _loose_files(root: Path, folder: Path) -> List[FolderUnit]:
             if entry.is_dir():
                 if _hidden(entry.name):
                     units.append((rel + "/", "", "hidden-folder", ""))
+                elif _prepared(entry.path):
+                    units.append((rel + "/", "", "prepared-folder", ""))
             else:
                 units.append((rel, "", "hidden-file" if _hidden(entry.name) else "outside-class-folder", ""))
     return units

@@ -25,6 +25,7 @@ from torch import nn
 
 from inception_v2.deploy.fuse import fuse_conv_bn
 from inception_v2.errors import UsageError
+from inception_v2.formats.schema import validate_normalization
 from inception_v2.models.registry import DataConfig
 
 ONNX_INSTALL_HINT = "pip install 'inception-v2[onnx]'"
@@ -216,6 +217,7 @@ class OnnxClassifier:
         self.resize_size: int = int(_json_meta(meta, "resize_size", self.path) or self.image_size)
         self.mean: List[float] = [float(v) for v in _json_meta(meta, "mean", self.path) or (0.5, 0.5, 0.5)]
         self.std: List[float] = [float(v) for v in _json_meta(meta, "std", self.path) or (0.5, 0.5, 0.5)]
+        validate_normalization(self.mean, self.std, f"{self.path} (metadata)")
         self.model_name: Optional[str] = meta.get("model_name")
         self.quantization: Optional[str] = _json_meta(meta, "quantization", self.path)
         classes = _json_meta(meta, "classes", self.path)

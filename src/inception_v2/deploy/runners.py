@@ -35,6 +35,7 @@ from inception_v2.deploy.export import read_pt2, read_torchscript
 from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, prepare_for_inference, resolve_device
 from inception_v2.deploy.load import load_model
 from inception_v2.errors import UsageError
+from inception_v2.formats.schema import validate_normalization
 from inception_v2.formats.untrusted import is_torchscript
 from inception_v2.models.registry import DataConfig
 from inception_v2.paths import PathLike
@@ -55,6 +56,7 @@ class _ExportedClassifier:
         self.path = path
         self.device = device
         self.module = module
+        validate_normalization(meta.get("mean") or (0.5,) * 3, meta.get("std") or (0.5,) * 3, f"{path} (metadata)")
         try:
             self.image_size = int(meta["image_size"])
             self.data_config = DataConfig(

@@ -54,15 +54,19 @@ def validate_data_config(d: Any, path: PathLike, key: str = "data_config") -> No
         _int_in(d, name, 1, MAX_IMAGE_SIZE, path, key + ".")
     if d["resize_size"] < d["input_size"]:
         raise bad_value(path, f"{key}.resize_size", d["resize_size"], f"at least input_size ({d['input_size']})")
-    for name, positive in (("mean", False), ("std", True)):
-        values = d.get(name)
-        if not isinstance(values, (list, tuple)) or len(values) != 3 or not all(is_finite_number(v) for v in values):
-            raise bad_value(path, f"{key}.{name}", values, "a list of 3 finite numbers (one per RGB channel)")
-        if positive and not all(v > 0 for v in values):
-            raise bad_value(path, f"{key}.{name}", values, "3 numbers above 0 (each divides a channel)")
+    validate_normalization(d.get("mean"), d.get("std"), path, key + ".")
     interpolation = d.get("interpolation", "bilinear")
     if interpolation not in INTERPOLATIONS:
         raise bad_value(path, f"{key}.interpolation", interpolation, f"one of {', '.join(INTERPOLATIONS)}")
+
+
+def validate_normalization(mean: Any, std: Any, path: PathLike, prefix: str = "") -> None:
+    """``mean`` is 3 finite numbers, ``std`` 3 finite numbers above 0 (one per RGB channel)."""
+    for name, values in (("mean", mean), ("std", std)):
+        if not isinstance(values, (list, tuple)) or len(values) != 3 or not all(is_finite_number(v) for v in values):
+            raise bad_value(path, prefix + name, values, "a list of 3 finite numbers (one per RGB channel)")
+    if not all(v > 0 for v in std):
+        raise bad_value(path, prefix + "std", std, "3 numbers above 0 (each divides a channel)")
 
 
 def validate_release_config(config: Dict[str, Any], path: PathLike) -> None:

@@ -59,6 +59,8 @@ def _members(data: bytes, path: PathLike) -> Dict[str, bytes]:
             names = [i.filename for i in infos]
             if len(set(names)) != len(names):
                 raise _refuse(path, "its archive names a member twice")
+            if sum(i.file_size for i in infos) > len(data):  # torch stores members uncompressed
+                raise _refuse(path, "its members unpack to more bytes than the archive holds (a zip bomb?)")
             tops = {n.split("/", 1)[0] for n in names}
             if len(tops) != 1 or any("/" not in n for n in names):
                 raise _refuse(path, "its members are not all in one top folder, as torch.export.save writes them")
