@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import os
 import resource
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from inception_v2.data.dataset import jpeg_decoder
 from inception_v2.data.images import BadFileError, decode, read_picture
 from inception_v2.errors import UsageError
 from inception_v2.predict import read_image
-from tests.data.folders import encode, exif_rotated_jpeg, gradient, quadrants, write
+from tests.data.folders import black_png, encode, exif_rotated_jpeg, gradient, quadrants, two_classes, write
 
 QUIET = dict(progress=False, log=lambda _: None)
 
@@ -33,26 +31,6 @@ def manifest(out: Path) -> dict:
 
 def stored(out: Path, row: dict) -> np.ndarray:
     return PreparedDataset(out, row["status"]).image(int(row["store_index"])).permute(1, 2, 0).numpy()
-
-
-def two_classes(root: Path, n: int = 4) -> None:
-    """``root/cat`` and ``root/dog``, ``n`` small PNGs each (distinct pixels)."""
-    for c, cls in enumerate(("cat", "dog")):
-        for i in range(n):
-            write(root / cls / f"{i}.png", encode(Image.fromarray(gradient(12, 16, seed=10 * c + i)), "PNG"))
-
-
-def black_png(width: int, height: int) -> bytes:
-    """A real, complete, all-black 8-bit grey PNG, compressed row by row (small on disk)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    z = zlib.compressobj(9)
-    row = b"\x00" * (width + 1)  # filter byte + pixels
-    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 # --------------------------------------------------------------------------- one reader
@@ -102,9 +80,7 @@ def test_a_float_tiff_is_stored_as_its_intensities_not_black(scale):
     assert decoded.pixels.max() == 255 and decoded.pixels.min() == 0
 
 
-@pytest.mark.parametrize(
-    "bad, message", [(np.nan, "NaN or infinite"), (-0.5, "values in [-0.5, 1]"), (300, ", 300]")]
-)
+@pytest.mark.parametrize("bad, message", [(np.nan, "NaN or infinite"), (-0.5, "values in [-0.5, 1]"), (300, ", 300]")])
 def test_a_float_tiff_without_one_reading_is_a_named_bad_image(bad, message):
     values = np.linspace(0.0, 1.0, 6 * 8, dtype=np.float32).reshape(6, 8)
     values[0, 0] = bad
