@@ -89,6 +89,17 @@ def test_a_float_tiff_without_one_reading_is_a_named_bad_image(bad, message):
     assert info.value.reason == "bad-image" and message in str(info.value) and "/data/cat/odd.tif" in str(info.value)
 
 
+def test_a_32_bit_integer_tiff_keeps_0_to_255_values_and_refuses_what_does_not_fit():
+    values = (np.arange(20 * 30).reshape(20, 30) % 256).astype(np.int32)
+    decoded = decode(encode(Image.fromarray(values, "I"), "TIFF"), "count.tif")
+    assert decoded.mode == "I" and np.array_equal(decoded.pixels[:, :, 0], values.astype(np.uint8))
+    wide = values * 100  # 16-bit values: the high byte, as a 16-bit PNG
+    assert np.array_equal(decode(encode(Image.fromarray(wide, "I"), "TIFF"), "w.tif").pixels[:, :, 0], wide >> 8)
+    values[0, 0] = -7
+    with pytest.raises(BadFileError, match=r"neg.tif: .*integer picture with values in \[-7, 255\]"):
+        decode(encode(Image.fromarray(values, "I"), "TIFF"), "neg.tif")
+
+
 def test_a_picture_above_the_pixel_limit_is_refused_from_its_header_with_little_memory():
     data = black_png(10_000, 10_000)  # 100 million pixels, complete and decodable, ~100 KB on disk
     assert len(data) < 500_000 and 10_000 * 10_000 > Image.MAX_IMAGE_PIXELS

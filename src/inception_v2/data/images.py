@@ -4,7 +4,9 @@
   ``.jpg`` is a PNG. Any format Pillow reads (JPEG, PNG, BMP, WebP, GIF, TIFF, ...); of an
   animated GIF or a multi-page TIFF the first frame.
 * **Every colour mode becomes RGB**: grey, palette, RGBA (alpha dropped, as torchvision's
-  ``ImageFolder`` and ``predict`` do), CMYK, YCbCr; 16-bit grey keeps its 8 high bits; 32-bit
+  ``ImageFolder`` and ``predict`` do), CMYK, YCbCr; 16-bit grey keeps its 8 high bits (32-bit
+  integer grey from a TIFF whose values fit 0-255 keeps them; negative or wider values are a
+  ``bad-image``); 32-bit
   float grey (``F``, TIFF) is read as intensities in [0, 1] (scaled by 255) when all its
   values lie there, else as 0-255 values; NaN, infinities or values outside [0, 255] are a
   ``bad-image``.
@@ -138,7 +140,13 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     if mode == "F":
         return _float_to_rgb(np.asarray(im))
     if mode.startswith("I;16") or mode == "I":  # 16-bit grey (PNG, TIFF): the high byte
-        grey = (np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+        values = np.asarray(im).astype(np.int64)
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        if low < 0 or high > 65535:
+            raise ValueError(f"an integer picture with values in [{low}, {high}]; only 8 or 16 bits are understood")
+        # 32-bit integer grey (TIFF; Pillow < 10 also opens 16-bit PNGs as "I") holding 0-255 values
+        shift = 0 if mode == "I" and im.format != "PNG" and high <= 255 else 8
+        grey = (values >> shift).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
     try:
         return np.asarray(im.convert("RGB"))
