@@ -66,6 +66,16 @@ def test_read_picture_refuses_what_is_not_a_regular_file_without_opening_it(tmp_
         read_image(fifo)
 
 
+def test_a_picture_file_over_1_gib_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.png"
+    with open(path, "wb") as f:  # sparse: no disk used
+        f.write(black_png(4, 4))
+        f.truncate((1 << 30) + 1)
+    with pytest.raises(BadFileError) as info:
+        read_picture(path)
+    assert info.value.reason == "bad-image" and "1,073,741,825 bytes" in str(info.value)
+
+
 # --------------------------------------------------------------------------- pixels
 
 

@@ -46,6 +46,8 @@ IMAGE_EXTENSIONS = frozenset({
 JPEG_QUALITY = 95  # re-encoding for the jpeg store: high quality, no chroma subsampling
 JPEG_SUBSAMPLING = 0  # 4:4:4
 EXIF_ORIENTATION = 0x0112
+# The largest picture file read: the pixel limit (89.5 Mpx) uncompressed at 16-bit RGBA is 716 MB.
+MAX_FILE_BYTES = 1 << 30
 _TRANSPOSE = {  # EXIF orientation -> the transposition that shows the picture upright
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -228,7 +230,8 @@ def read_picture(path: os.PathLike, *, max_side: int = 0, name: Optional[str] = 
 
     ``name`` names the file in errors (default: ``path``). Only a regular file is opened (a
     FIFO would block, a device never end): anything else is a ``not-a-file``
-    :class:`BadFileError`, as are a missing (``missing-file``) or unreadable file.
+    :class:`BadFileError`, as are a missing (``missing-file``) or unreadable file; a file over
+    :data:`MAX_FILE_BYTES` is a ``bad-image``, refused before it is read.
     """
     name = str(path) if name is None else name
     try:
@@ -236,6 +239,9 @@ def read_picture(path: os.PathLike, *, max_side: int = 0, name: Optional[str] = 
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
             raise BadFileError("not-a-file", name, f"{kind}, not a picture file")
+        if info.st_size > MAX_FILE_BYTES:
+            problem = f"{info.st_size:,} bytes, more than any picture within the pixel limit needs (1 GiB); not read"
+            raise BadFileError("bad-image", name, problem)
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
