@@ -3,23 +3,24 @@ from any deployed form of a model (:func:`inception_v2.deploy.runners.load_class
 checkpoint or release folder (through :func:`~inception_v2.deploy.inference.prepare_for_inference`),
 or an exported ``.onnx`` (float or INT8), ``.pt2`` or TorchScript file.
 
-The image, or the ``--box`` crop of it, goes through the model's eval transform: resize the
-shorter side, centre crop, normalize, exactly as the val/test crops in training. An image with
-more pixels than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89
-million) is refused before it is decoded.
+An image is read exactly as ``prepare --image-folder`` reads a picture (by content, EXIF
+orientation applied: :func:`~inception_v2.data.images.read_picture`), so the model sees the
+pixels it was trained on. The image, or the ``--box`` crop of it (in the upright frame a
+viewer shows), goes through the model's eval transform: resize the shorter side, centre crop,
+normalize, exactly as the val/test crops in training. An image with more pixels than PIL's
+decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million) is refused before
+it is decoded.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from inception_v2.data import eval_transform
+from inception_v2.data.images import BadFileError, read_picture
 from inception_v2.deploy.runners import load_classifier
 from inception_v2.errors import UsageError
 
@@ -41,26 +42,18 @@ def parse_box(text: str) -> Box:
 
 
 def read_image(path: Path, box: Optional[Box] = None) -> torch.Tensor:
-    """An RGB image (or its ``box``) as a ``uint8`` tensor ``3 x H x W``. :class:`UsageError`
-    naming the image when it is missing, a folder, unreadable, or a decompression bomb (more
-    pixels than ``PIL.Image.MAX_IMAGE_PIXELS``: PIL's warning is an error here)."""
+    """An RGB image (or its ``box``) as a ``uint8`` tensor ``3 x H x W``, read as ``prepare``
+    reads a picture of an image folder (:func:`~inception_v2.data.images.read_picture`: by
+    content, EXIF orientation applied). ``box`` is in that upright frame, the one a viewer
+    shows (for a file without an EXIF orientation, every VOC image, the stored pixels).
+    :class:`UsageError` naming the image when it is missing, not a regular file, unreadable,
+    undecodable or a decompression bomb (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``)."""
     path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"image {path} is a folder, not an image file")
-    if path.exists() and not path.is_file():  # a FIFO or a device: reading it could block forever
-        raise UsageError(f"image {path} is not a regular file (a pipe, socket or device)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                rgb = np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise UsageError(f"image {path} does not exist") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        size = str(e).split(", could be")[0]  # "Image size (N pixels) exceeds limit of M pixels"
-        raise UsageError(f"image {path} refused as a possible decompression bomb: {size}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UsageError(f"cannot read image {path}: {e}") from None
+        _, decoded = read_picture(path)
+    except BadFileError as e:
+        raise UsageError(_problem(path, e)) from None
+    rgb = decoded.pixels
     h, w = rgb.shape[:2]
     if box is not None:
         x1, y1, x2, y2 = box
@@ -68,6 +61,17 @@ def read_image(path: Path, box: Optional[Box] = None) -> torch.Tensor:
             raise UsageError(f"--box {x1},{y1},{x2},{y2} is outside {path} ({w}x{h}; boxes are 1-based, inclusive)")
         rgb = rgb[y1 - 1 : y2, x1 - 1 : x2]
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1)  # a writable, contiguous copy
+
+
+def _problem(path: Path, error: BadFileError) -> str:
+    """One line naming the image, worded by what is wrong with it."""
+    if error.reason == "missing-file":
+        return f"image {path} does not exist"
+    if error.reason == "not-a-file":
+        return f"image {path} is {error.problem}"
+    if error.reason == "decompression-bomb":
+        return f"image {path} {error.problem}"
+    return f"cannot read image {path}: {error.problem}"
 
 
 def predict(

@@ -49,7 +49,7 @@ def summarize(name: str, image_size: Optional[int] = None, num_classes: int = 10
     Everything is computed on the ``meta`` device (shapes only, no memory).
     """
     cfg = get_data_config(name)
-    size = image_size or cfg.input_size
+    size = cfg.input_size if image_size is None else image_size  # 0 is a value, not "the default"
     if size < cfg.min_input_size:
         raise UsageError(f"{name} needs --image-size >= {cfg.min_input_size}, got {size}")
     if size > MAX_IMAGE_SIZE:

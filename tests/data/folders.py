@@ -148,3 +148,23 @@ def quirky_folder(root: Path, with_broken: bool = True, split: Optional[str] = N
         for j, (name, data) in enumerate(broken().items()):
             write(base / classes[j % len(classes)] / name, data)
     return expected
+
+
+def two_classes(root: Path, n: int = 4) -> None:
+    """``root/cat`` and ``root/dog``, ``n`` small PNGs each (distinct pixels)."""
+    for c, cls in enumerate(("cat", "dog")):
+        for i in range(n):
+            write(root / cls / f"{i}.png", encode(Image.fromarray(gradient(12, 16, seed=10 * c + i)), "PNG"))
+
+
+def black_png(width: int, height: int) -> bytes:
+    """A real, complete, all-black 8-bit grey PNG, compressed row by row (small on disk)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    z = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte + pixels
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

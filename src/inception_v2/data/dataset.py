@@ -45,7 +45,7 @@ def _store_of(root: Path, info: Dict[str, Any]) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _jpeg_decoder() -> Callable[[np.ndarray], torch.Tensor]:
+def jpeg_decoder() -> Callable[[np.ndarray], torch.Tensor]:
     """JPEG bytes -> ``uint8`` RGB tensor ``3 x H x W``: ``torchvision.io.decode_jpeg`` (libjpeg-turbo,
     no PIL round trip), or PIL where torchvision no longer has it (its image I/O is deprecated
     in favour of TorchCodec; the pixels are the same)."""
@@ -139,7 +139,7 @@ class PreparedDataset(Dataset):
             hwc = torch.from_numpy(data.reshape(int(entry[1]), int(entry[2]), 3))
             return hwc.permute(2, 0, 1)  # channels-last memory: fast uint8 resize
         try:
-            return _jpeg_decoder()(data)
+            return jpeg_decoder()(data)
         except RuntimeError as e:
             raise UsageError(
                 f"{data_path(self.root, self.split, self.store)}: image {i % len(self)} is not a decodable JPEG "

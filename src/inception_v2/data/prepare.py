@@ -62,7 +62,8 @@ from inception_v2.errors import UsageError
 from inception_v2.locking import exclusive
 from inception_v2.procs import die_with_parent, usable_cpus
 
-FORMAT_VERSION = 2  # 2: the jpeg store, image folders, counts.json "classes", index "nbytes"
+FORMAT_VERSION = 3  # 2: the jpeg store, image folders, counts.json "classes", index "nbytes"; 3: links
+# resolved, JPEGs the loader cannot decode re-encoded, float and 32-bit TIFFs, the pixel limit at 1x
 CHUNK_IMAGES = 16  # units per work file: the granularity of resuming after a kill
 DEFAULT_TEST_FRACTION = 0.1  # image folders without ROOT/test, pool layout
 

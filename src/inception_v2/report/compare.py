@@ -26,6 +26,18 @@ SOURCE_RESULTS = (
 )
 
 
+# The figures of summary.json that the table needs (all numbers).
+SUMMARY_FIGURES = (
+    "best_val_acc1",
+    "test_acc1_at_best_val",
+    "final_test_acc1",
+    "best_test_acc1",
+    "train_time_s",
+    "params",
+    "macs",
+)
+
+
 @dataclass
 class Run:
     name: str  # the run directory's name
@@ -63,21 +75,18 @@ def load_run(path: Path) -> Run:
     if not history:
         raise UsageError(f"{path / 'metrics.csv'} has no epochs")
     summary = files["summary.json"]
-    missing = [
-        k
-        for k in (
-            "best_val_acc1",
-            "test_acc1_at_best_val",
-            "final_test_acc1",
-            "best_test_acc1",
-            "train_time_s",
-            "params",
-            "macs",
-        )
-        if k not in summary
-    ]
+    for name, value in files.items():
+        if not isinstance(value, dict):
+            raise UsageError(f"{path / name} does not hold a JSON object (got {type(value).__name__})")
+    missing = [k for k in SUMMARY_FIGURES if k not in summary]
     if missing:
         raise UsageError(f"{path / 'summary.json'} lacks {', '.join(missing)}")
+    for key in SUMMARY_FIGURES + ("epochs", "best_epoch", "image_size"):
+        value = summary.get(key)
+        optional = key not in ("train_time_s", "params", "macs", "best_val_acc1")  # None: no test split, unknown
+        if not ((value is None and optional) or (isinstance(value, (int, float)) and not isinstance(value, bool))):
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise UsageError(f"{path / 'summary.json'}: {key} must be a number, got {shown}")
     return Run(path.name, path, files["config.json"], summary, history)
 
 

@@ -31,6 +31,7 @@ import functools
 import json
 import math
 import os
+import reprlib
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -40,6 +41,8 @@ from inception_v2.errors import UsageError
 from inception_v2.models import get_data_config, list_models
 from inception_v2.procs import usable_cpus
 
+MAX_SEED = 2**32 - 1  # the range every generator a run seeds accepts (NumPy's legacy seed is 32-bit)
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; anything near this is not one
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop-tf")
 LR_SCHEDULES = ("step", "exponential", "cosine")
 AMP_DTYPES = ("bf16", "fp16")
@@ -263,6 +266,7 @@ class TrainConfig:
         for name in ("data", "out"):
             must(bool(getattr(self, name)), name, "must be given")
         must(self.epochs >= 1, "epochs", "must be >= 1")
+        must(0 <= self.seed <= MAX_SEED, "seed", f"must be an integer in [0, {MAX_SEED}]")
         if (self.mixup > 0 or self.cutmix > 0) and self.batch_size < 2:
             raise bad(
                 "batch_size",
@@ -369,7 +373,7 @@ def coerce(name: str, value: Any) -> Any:
             return None
         raise UsageError(f"training config: {describe(name)} must be given (it cannot be none)")
     kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[base]
-    wrong = UsageError(f"training config: {describe(name)} must be {kind}, got {value!r}")
+    wrong = UsageError(f"training config: {describe(name)} must be {kind}, got {shown(value)}")
     if base is bool:
         if isinstance(value, bool):
             return value
@@ -394,6 +398,19 @@ def coerce(name: str, value: Any) -> Any:
     raise wrong
 
 
+_SHOWN = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 60, 60, 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+
+
+def shown(value: Any) -> str:
+    """A bounded ``repr`` for messages: a huge or deeply nested value (a YAML alias bomb
+    shares one list a billion times) is shown by its first few items, in constant time."""
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"a {type(value).__name__} ({_SHOWN.repr(value)})"
+    return _SHOWN.repr(value)
+
+
 def upgrade_dict(d: Mapping[str, Any]) -> Dict[str, Any]:
     """A config dict as this version reads it; :class:`UsageError` for an unknown key.
 
@@ -402,9 +419,10 @@ def upgrade_dict(d: Mapping[str, Any]) -> Dict[str, Any]:
     """
     if not isinstance(d, Mapping):
         raise UsageError("training config: expected a mapping of option names to values")
-    unknown = sorted(set(d) - set(field_names()))
+    unknown = sorted((k for k in d if k not in field_names()), key=str)
     if unknown:
-        raise UsageError(f"training config: unknown keys {unknown}; the options are {', '.join(field_names())}")
+        options = ", ".join(field_names())
+        raise UsageError(f"training config: unknown keys {_SHOWN.repr(unknown)}; the options are {options}")
     d = dict(d)
     if "momentum" not in d and d.get("optimizer") == "rmsprop_tf":
         d["momentum"] = 0.0
@@ -417,6 +435,9 @@ def load_config_file(path: "os.PathLike[str] | str") -> Dict[str, Any]:
     :class:`UsageError` naming the file and the key."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+            size = path.stat().st_size
+            raise UsageError(f"--config {path} is {size:,} bytes, more than a config file can be (1 MiB)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"--config {path} does not exist") from None
@@ -431,6 +452,8 @@ def load_config_file(path: "os.PathLike[str] | str") -> Dict[str, Any]:
             values = yaml.safe_load(text)
     except ValueError as e:  # json.JSONDecodeError
         raise UsageError(f"--config {path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise UsageError(f"--config {path} is nested too deeply to be a config file") from None
     except Exception as e:  # noqa: BLE001 - yaml.YAMLError and its subclasses
         first = str(e).strip().splitlines()
         raise UsageError(f"--config {path} is not valid YAML: {first[0] if first else type(e).__name__}") from None
