@@ -133,6 +133,8 @@ def _walk(root: Path, folder: Path, cls: str) -> List[Tuple[FolderUnit, Optional
                 units.append(((rel, cls, "not-an-image", ""), None))
             else:
                 st = entry.stat()
+                if not st.st_ino:  # Windows' directory entries carry no file id: ask the file
+                    st = os.stat(entry.path)
                 units.append(((rel, cls, "", f"{st.st_size}:{st.st_mtime_ns}"), (st.st_dev, st.st_ino)))
         found.append((str(current), units))
     found.sort(key=lambda item: item[0])  # as sorted(os.walk(...)) orders folders
