@@ -74,3 +74,11 @@ class WorkerInit:
         die_with_parent(self.owner_pid)
         if self.then is not None:
             self.then(worker_id)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask on Linux, else every CPU)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

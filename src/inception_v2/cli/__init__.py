@@ -5,6 +5,9 @@ arguments) and ``run(args) -> int`` (a thin call of the library function). Only 
 the subcommand being run is imported, so ``inception-v2 --help`` stays fast and a subcommand
 loads only what it needs. Nothing outside this package imports it.
 
+It configures logging: the library's messages (``logging.getLogger("inception_v2...")``, e.g.
+a training run's epoch lines) go to stdout as plain lines, warnings and worse to stderr.
+
 This is also the one place where exceptions become messages: :func:`main` maps the project's
 errors, ``OSError`` and ``ValueError`` to one ``error: ...`` line and an exit status
 (:mod:`inception_v2.errors` lists them); ``--debug`` shows the traceback instead.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import sys
@@ -44,6 +48,25 @@ def _version() -> str:
     from inception_v2 import __version__
 
     return __version__
+
+
+class _StreamHandler(logging.StreamHandler):
+    """Writes INFO records to whatever ``sys.stdout`` is when a record is emitted, WARNING and
+    worse to ``sys.stderr`` (so redirected or captured streams get the messages too)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        super().emit(record)
+
+
+def configure_logging() -> None:
+    """The package's log records of level INFO and above, as plain lines (once)."""
+    logger = logging.getLogger("inception_v2")
+    if not any(isinstance(h, _StreamHandler) for h in logger.handlers):
+        handler = _StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def build_parser(command: Optional[str] = None, all_commands: bool = False) -> argparse.ArgumentParser:
@@ -122,6 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    configure_logging()
     try:
         status = args.func(args)
     except KeyboardInterrupt:

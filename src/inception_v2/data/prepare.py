@@ -53,7 +53,7 @@ from inception_v2.data.store import SPLITS, SplitWriter, check_store, store_file
 from inception_v2.data.voc import TarSource, VOCSource, find_devkit
 from inception_v2.errors import UsageError
 from inception_v2.locking import exclusive
-from inception_v2.procs import die_with_parent
+from inception_v2.procs import die_with_parent, usable_cpus
 
 FORMAT_VERSION = 2  # 2: the jpeg store, image folders, counts.json "classes", index "nbytes"
 CHUNK_IMAGES = 16  # units per work file: the granularity of resuming after a kill
@@ -496,7 +496,4 @@ def _clean_leftovers(out: Path, work: Path, chunks: Sequence[_Chunk], log: Calla
 
 
 def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cpus()
