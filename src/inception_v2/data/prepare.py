@@ -362,7 +362,7 @@ def _options(options: Optional[PrepareOptions], given: Dict[str, Any], folder: b
     if not folder:
         if test_fraction is not None:
             raise UsageError("--test-fraction applies to --image-folder (VOC has its own test split)")
-    elif (options.strict if options is not None else given.get("strict", False)):
+    elif options.strict if options is not None else given.get("strict", False):
         raise UsageError("--strict applies to VOC (an image folder's classes are its folders)")
     elif test_fraction is None:
         given = dict(given, test_fraction=DEFAULT_TEST_FRACTION)
