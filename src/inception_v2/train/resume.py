@@ -133,11 +133,12 @@ class ResumePoint:
             )
         fingerprint = state.get("data_fingerprint")
         if fingerprint is None:
-            logger.info(
-                "note: %s predates data fingerprints, so only its class names were checked against %s",
-                path,
-                data.folder,
-            )
+            if dist_utils.env_info().is_main:
+                logger.info(
+                    "note: %s predates data fingerprints, so only its class names were checked against %s",
+                    path,
+                    data.folder,
+                )
         elif fingerprint != data.fingerprint:
             raise UsageError(
                 f"cannot resume {path}: it was trained on {old_folder}, and --data {data.folder} holds a "
