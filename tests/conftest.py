@@ -76,13 +76,13 @@ def prepared_sample(sample_devkit: Path, tmp_path_factory: pytest.TempPathFactor
 def tiny_run(prepared_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished two-epoch run directory (googlenet_bn, 32 px)."""
     from inception_v2.train import fit
-    from tests.train.helpers import quiet, tiny_config
+    from tests.train.helpers import tiny_config
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         out = tmp_path_factory.mktemp("runs") / "tiny"
-        fit(tiny_config(prepared_sample, out), log=quiet, progress=False)
+        fit(tiny_config(prepared_sample, out), progress=False)
     finally:
         torch.set_num_threads(before)
     return out

@@ -71,7 +71,7 @@ def _demo(
         if epochs is not None:
             options["epochs"] = epochs
         cfg = resolve_config("blog", model=model, data=str(out / "prepared"), out=str(out / "runs" / model), **options)
-        summaries[model] = fit(cfg, resume=True, log=log, progress=progress)
+        summaries[model] = fit(cfg, resume=True, progress=progress)
     log(f"[4/4] compare -> {out / 'compare'}")
     result = compare([out / "runs" / m for m in DEMO_RUNS], out / "compare")
     result["summaries"] = summaries

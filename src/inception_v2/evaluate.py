@@ -8,7 +8,9 @@ bf16 on CUDA), or an exported ``.onnx`` (float or INT8), ``.pt2`` or TorchScript
 Preprocessing is the model's own eval transform (its trained input and resize size, from the
 checkpoint or the file's metadata); the class names must be the prepared folder's.
 
-``out`` (a folder, owned by this process while it writes) receives, for split ``S``:
+The figures come from the one evaluator, :class:`inception_v2.evaluation.Evaluator` (the
+same that training uses), asked for per-image predictions. ``out`` (a folder, owned by this
+process while it writes) receives, for split ``S``:
 ``evaluation-S.json`` (what :func:`evaluate_checkpoint` returns), ``confusion-S.png`` (the
 confusion matrix as a heatmap with class names), ``per-class-S.png`` (accuracy of every class)
 and ``mistakes-S.png`` (the most confident mistakes: the image the model saw, true and predicted
@@ -18,66 +20,21 @@ class, confidence). See ``docs/deployment.md``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from inception_v2.atomic import write_json
-from inception_v2.data import VOCCrops, eval_transform, make_loader, normalize
+from inception_v2.data import VOCCrops, eval_transform, make_loader
 from inception_v2.deploy.runners import load_classifier
 from inception_v2.errors import UsageError
+from inception_v2.evaluation import TTA_CHOICES, Evaluator
 from inception_v2.locking import exclusive
 from inception_v2.train.data import resolve_prepared
-from inception_v2.train.metrics import confusion_matrix, per_class_accuracy, topk_correct
 
 DEFAULT_MISTAKES = 16  # images in the gallery of confident mistakes
-
-
-def _scores(runner: Any, loader: torch.utils.data.DataLoader, tta: str, progress: bool, desc: str) -> Dict[str, Any]:
-    """Sums over the split (loss, top-1, top-5, confusion) and, per image in loader order, the
-    predicted class and its softmax probability."""
-    cfg, device, num_classes = runner.data_config, runner.device, len(runner.classes)
-    loss_sum, top1, top5, n = 0.0, 0, 0, 0
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    preds: List[torch.Tensor] = []
-    confs: List[torch.Tensor] = []
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress or None, dynamic_ncols=True)
-    try:
-        with torch.inference_mode():
-            for x, y in bar:
-                x = normalize(x.to(device, non_blocking=True), cfg)
-                logits = runner(x)
-                if tta == "flip":
-                    logits = (logits + runner(torch.flip(x, dims=[3]))) / 2
-                logits, y = logits.float().cpu(), y.cpu()
-                if logits.shape != (y.shape[0], num_classes):
-                    raise UsageError(
-                        f"the model returned logits shaped {tuple(logits.shape)} for {y.shape[0]} images "
-                        f"of {num_classes} classes"
-                    )
-                c1, c5 = topk_correct(logits, y, (1, 5))
-                top1, top5, n = top1 + int(c1), top5 + int(c5), n + int(y.shape[0])
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-                prob, pred = torch.softmax(logits, dim=1).max(dim=1)
-                cm += confusion_matrix(pred, y, num_classes)
-                preds.append(pred)
-                confs.append(prob)
-    finally:
-        bar.close()
-    if n == 0:
-        raise UsageError("evaluation saw no images (empty split)")
-    return {
-        "loss": loss_sum / n,
-        "acc1": top1 / n,
-        "acc5": top5 / n,
-        "images": n,
-        "confusion": cm,
-        "pred": torch.cat(preds),
-        "conf": torch.cat(confs),
-    }
 
 
 def _mistakes(
@@ -134,91 +91,101 @@ def _write_figures(
     return {k: str(v) for k, v in files.items()}
 
 
+@dataclass
+class EvaluateOptions:
+    """What :func:`evaluate_checkpoint` does; checked on construction."""
+
+    split: str = "test"  # test or val
+    tta: str = "none"  # none or flip (the mirror's logits averaged in)
+    workers: int = 2  # loader processes
+    batch_size: int = 64
+    device: str = "auto"
+    progress: bool = True
+    mistakes: int = DEFAULT_MISTAKES  # most confident mistakes reported (and drawn with ``out``)
+    out: Optional[Path] = None  # a folder for the JSON and the figures (module docstring)
+    confusion_png: Optional[Path] = None  # write only the confusion matrix, to this file
+    trust_file: bool = False  # load a TorchScript file, which runs its own code (refused otherwise)
+
+    def __post_init__(self) -> None:
+        if self.split not in ("test", "val"):
+            raise UsageError(f"--split must be test or val, got {self.split!r}")
+        if self.tta not in TTA_CHOICES:
+            raise UsageError(f"--tta must be none or flip, got {self.tta!r}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.mistakes < 0:
+            raise UsageError(f"--mistakes must be >= 0, got {self.mistakes}")
+        if self.out is not None and Path(self.out).exists() and not Path(self.out).is_dir():
+            raise UsageError(f"--out {self.out} is a file, not a folder")
+
+
 def evaluate_checkpoint(
-    checkpoint: Path,
-    data: Path,
-    split: str = "test",
-    tta: str = "none",
-    workers: int = 2,
-    batch_size: int = 64,
-    device: str = "auto",
-    confusion_png: Optional[Path] = None,
-    progress: bool = True,
-    out: Optional[Path] = None,
-    mistakes: int = DEFAULT_MISTAKES,
-    *,
-    trust_file: bool = False,
+    checkpoint: Path, data: Path, options: Optional[EvaluateOptions] = None, **given: Any
 ) -> Dict[str, Any]:
     """Evaluate ``checkpoint`` (any form :func:`~inception_v2.deploy.runners.load_classifier`
-    takes) on ``split`` of ``data`` (a prepared directory or a VOC root).
+    takes) on a split of ``data`` (a prepared directory or a VOC root), as ``options`` say (or
+    the same fields given as keywords: ``split="val", workers=0``).
 
     Returns ``acc1``, ``acc5``, ``loss`` (mean cross-entropy), ``per_class`` (class -> accuracy,
     ``None`` for a class with no sample), ``confusion`` (rows = true class), ``mistakes`` (the
     ``mistakes`` most confident wrong predictions: ``index`` in the split, ``true``,
-    ``predicted``, ``confidence``), ``format`` and ``files`` (what was written). ``out``: a folder
-    for the JSON and the figures (see the module docstring); ``confusion_png``: write only the
-    confusion matrix, to this file. Without either nothing is written. ``trust_file``: load a
-    TorchScript file, which runs its own code (refused otherwise).
+    ``predicted``, ``confidence``), ``format`` and ``files`` (what was written). Without ``out``
+    or ``confusion_png`` nothing is written.
     """
-    if split not in ("test", "val"):
-        raise UsageError(f"--split must be test or val, got {split!r}")
-    if tta not in ("none", "flip"):
-        raise UsageError(f"--tta must be none or flip, got {tta!r}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
-    if mistakes < 0:
-        raise UsageError(f"--mistakes must be >= 0, got {mistakes}")
+    if options is not None and given:
+        raise TypeError("give evaluate_checkpoint options or keywords, not both")
+    o = options or EvaluateOptions(**given)
     checkpoint = Path(checkpoint)
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder")
-    runner = load_classifier(checkpoint, device, trust_file=trust_file)
+    runner = load_classifier(checkpoint, o.device, trust_file=o.trust_file)
     prepared = resolve_prepared(str(data), str(checkpoint.parent))
-    dataset = VOCCrops(prepared, split, eval_transform(runner.data_config, normalize=False))
+    dataset = VOCCrops(prepared, o.split, eval_transform(runner.data_config, normalize=False))
     if len(dataset) == 0:
-        raise UsageError(f"{prepared}: the {split} split is empty")
+        raise UsageError(f"{prepared}: the {o.split} split is empty")
     if list(dataset.classes) != list(runner.classes):
         raise UsageError(f"{checkpoint} was trained on other classes than those of {prepared}")
-    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, pin_memory=runner.device.type == "cuda")
-
-    def run() -> Dict[str, Any]:
-        s = _scores(runner, loader, tta, progress, f"evaluate {split}")
-        classes = list(runner.classes)
-        per_class = {c: (None if math.isnan(a) else a) for c, a in zip(classes, per_class_accuracy(s["confusion"]))}
-        return {
-            "checkpoint": str(checkpoint),
-            "format": runner.kind,
-            "model": runner.name,
-            "split": split,
-            "tta": tta,
-            "images": s["images"],
-            "image_size": runner.data_config.input_size,
-            "acc1": s["acc1"],
-            "acc5": s["acc5"],
-            "loss": s["loss"],
-            "per_class": per_class,
-            "confusion": s["confusion"].tolist(),
-            "mistakes": _mistakes(dataset, s["pred"], s["conf"], classes, mistakes),
-            "files": {},
-        }
-
-    title = f"{runner.name} ({checkpoint.name}, {runner.kind}) on {split}"
-    if out is None:
-        result = run()
+    title = f"{runner.name} ({checkpoint.name}, {runner.kind}) on {o.split}"
+    if o.out is None:
+        result = _evaluate(runner, checkpoint, dataset, o)
     else:
-        out = Path(out)
+        out = Path(o.out)
         with exclusive(out, "evaluate output folder"):
-            result = run()
-            result["files"] = _write_figures(out, split, result, dataset, f"{title}: top-1 {result['acc1']:.2%}")
-            result["files"]["json"] = str(out / f"evaluation-{split}.json")
-            write_json(out / f"evaluation-{split}.json", result)
-    if confusion_png is not None:
+            result = _evaluate(runner, checkpoint, dataset, o)
+            result["files"] = _write_figures(out, o.split, result, dataset, f"{title}: top-1 {result['acc1']:.2%}")
+            result["files"]["json"] = str(out / f"evaluation-{o.split}.json")
+            write_json(out / f"evaluation-{o.split}.json", result)
+    if o.confusion_png is not None:
         from inception_v2.report.figures import plot_confusion
 
-        plot_confusion(
-            result["confusion"], list(result["per_class"]), Path(confusion_png), f"{title}: top-1 {result['acc1']:.2%}"
-        )
-        result["files"]["confusion_png"] = str(confusion_png)
+        title = f"{title}: top-1 {result['acc1']:.2%}"
+        plot_confusion(result["confusion"], list(result["per_class"]), Path(o.confusion_png), title)
+        result["files"]["confusion_png"] = str(o.confusion_png)
     return result
+
+
+def _evaluate(runner: Any, checkpoint: Path, dataset: VOCCrops, o: EvaluateOptions) -> Dict[str, Any]:
+    """The result of :func:`evaluate_checkpoint` before any file is written."""
+    pin = runner.device.type == "cuda"
+    loader = make_loader(dataset, o.batch_size, shuffle=False, workers=o.workers, pin_memory=pin)
+    classes = list(runner.classes)
+    evaluator = Evaluator(runner.device, len(classes), runner.data_config, tta=o.tta, progress=o.progress)
+    r = evaluator(runner, loader, f"evaluate {o.split}", predictions=True)
+    per_class = {c: (None if math.isnan(a) else a) for c, a in zip(classes, r.per_class)}
+    return {
+        "checkpoint": str(checkpoint),
+        "format": runner.kind,
+        "model": runner.name,
+        "split": o.split,
+        "tta": o.tta,
+        "images": r.images,
+        "image_size": runner.data_config.input_size,
+        "acc1": r.acc1,
+        "acc5": r.acc5,
+        "loss": r.loss,
+        "per_class": per_class,
+        "confusion": r.confusion.tolist(),
+        "mistakes": _mistakes(dataset, r.predictions, r.confidences, classes, o.mistakes),
+        "files": {},
+    }
 
 
 def format_result(r: Dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ the checkpoint."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -91,14 +92,14 @@ def test_training_on_a_generated_folder_beats_chance_and_keeps_the_class_names(l
     prepared = tmp_path / "prepared"
     prepare(prepared, image_folder=learnable_folder, store="jpeg", workers=1, progress=False, log=quiet)
     cfg = tiny_config(prepared, tmp_path / "run", batch_size=16, epochs=2)
-    fit(cfg, log=quiet, progress=False)
+    fit(cfg, progress=False)
     history = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)["history"]
     best = max(row["val_acc1"] for row in history)
     assert best >= 0.6, f"val top-1 {best:.2f}: no better than chance (0.25) by a clear margin"
     assert load_model(tmp_path / "run" / "best.pt").classes == ["aeroplane", "bus", "diningtable", "pottedplant"]
 
 
-def test_training_without_a_test_split_reports_none(learnable_folder, tmp_path):
+def test_training_without_a_test_split_reports_none(learnable_folder, tmp_path, caplog):
     """An image folder without test/: every epoch is trained and validated, the test figures
     are absent (NaN in metrics.csv, null in summary.json), and compare shows "-"."""
     import json
@@ -110,10 +111,9 @@ def test_training_without_a_test_split_reports_none(learnable_folder, tmp_path):
 
     root = Path(shutil.copytree(learnable_folder, tmp_path / "no-test", ignore=shutil.ignore_patterns("test")))
     prepare(tmp_path / "p", image_folder=root, workers=1, progress=False, log=quiet)
-    lines = []
-    summary = fit(
-        tiny_config(tmp_path / "p", tmp_path / "run", batch_size=16, epochs=1), log=lines.append, progress=False
-    )
+    with caplog.at_level(logging.INFO, logger="inception_v2"):
+        summary = fit(tiny_config(tmp_path / "p", tmp_path / "run", batch_size=16, epochs=1), progress=False)
+    lines = caplog.messages
     assert summary["test_acc1_at_best_val"] is None and summary["best_test_acc1"] is None
     assert 0.0 <= summary["best_val_acc1"] <= 1.0
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc1"] is None

@@ -4,7 +4,8 @@ import pytest
 
 from inception_v2.errors import UsageError
 from inception_v2.train import RECIPES, TrainConfig, build_config, load_config_file, resolve_config
-from inception_v2.train.config import coerce, resume_config
+from inception_v2.train.config import coerce
+from inception_v2.train.resume import resume_config
 
 BASE = dict(model="inception_v2", data="prepared", out="runs/x")
 

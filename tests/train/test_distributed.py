@@ -9,9 +9,10 @@ import sys
 import pytest
 import torch
 
+from inception_v2.cli.train import FAULT_ENV
 from inception_v2.data import VOCCrops, eval_transform, make_loader
 from inception_v2.train import evaluate, load_checkpoint, load_model
-from inception_v2.train.distributed import FAULT_ENV, DistInfo, ShardSampler
+from inception_v2.train.distributed import DistInfo, ShardSampler
 from inception_v2.train.metrics import read_metrics_csv
 
 EPOCHS = 2

@@ -8,10 +8,9 @@ import inception_v2
 from inception_v2.data import VOCCrops, eval_transform, make_loader
 from inception_v2.errors import UsageError
 from inception_v2.models import create_model
-from inception_v2.train import NonFiniteLossError, engine, evaluate, fit, load_checkpoint
-from inception_v2.train.engine import EvalResult
+from inception_v2.train import EvalResult, InceptionLoss, NonFiniteLossError, TrainHooks, evaluate, fit, load_checkpoint
 from inception_v2.train.metrics import METRICS_COLUMNS
-from tests.train.helpers import quiet, tiny_config
+from tests.train.helpers import tiny_config
 
 
 def test_run_directory_contents(tiny_run):
@@ -42,16 +41,16 @@ def test_run_directory_contents(tiny_run):
     assert load_checkpoint(tiny_run / "last.pt")["config"] == config
 
 
-def test_best_checkpoint_is_selected_on_val_never_on_test(prepared_sample, tmp_path, monkeypatch):
+def test_best_checkpoint_is_selected_on_val_never_on_test(prepared_sample, tmp_path):
     # val peaks at epoch 2, test at epoch 3: best.pt and the honest figures follow val.
     scripted = {"val": iter([0.5, 0.7, 0.6]), "test": iter([0.9, 0.4, 0.95])}
 
-    def fake_evaluate(model, loader, *, desc, num_classes, **_):
-        acc = next(scripted[desc])
-        return EvalResult(loss=1 - acc, acc1=acc, acc5=1.0, images=10, confusion=torch.zeros(num_classes, num_classes))
+    def fake_evaluate(model, loader, split):
+        acc = next(scripted[split])
+        return EvalResult(loss=1 - acc, acc1=acc, acc5=1.0, images=10, confusion=torch.zeros(20, 20))
 
-    monkeypatch.setattr(engine, "evaluate", fake_evaluate)
-    summary = fit(tiny_config(prepared_sample, tmp_path / "run", epochs=3), log=quiet, progress=False)
+    hooks = TrainHooks(evaluate=fake_evaluate)
+    summary = fit(tiny_config(prepared_sample, tmp_path / "run", epochs=3), progress=False, hooks=hooks)
     assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 2
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 3
     assert summary["best_epoch"] == 2 and summary["best_val_acc1"] == 0.7
@@ -64,25 +63,20 @@ def _weights(path):
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_resume_after_a_kill_ends_with_the_same_weights(prepared_sample, tmp_path, monkeypatch, workers):
-    fit(tiny_config(prepared_sample, tmp_path / "straight", epochs=3, workers=workers), log=quiet, progress=False)
+def test_resume_after_a_kill_ends_with_the_same_weights(prepared_sample, tmp_path, workers):
+    fit(tiny_config(prepared_sample, tmp_path / "straight", epochs=3, workers=workers), progress=False)
 
-    real = engine.train_one_epoch
-    calls = []
+    steps_per_epoch = len(VOCCrops(prepared_sample, "train")) // 8
 
-    def killed_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
+    def killed_in_epoch_3(step):
+        if step == 2 * steps_per_epoch + 1:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "train_one_epoch", killed_in_epoch_3)
     cfg = tiny_config(prepared_sample, tmp_path / "resumed", epochs=3, workers=workers)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, log=quiet, progress=False)
+        fit(cfg, progress=False, hooks=TrainHooks(on_step=killed_in_epoch_3))
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
-    monkeypatch.setattr(engine, "train_one_epoch", real)
-    fit(cfg, resume=True, log=quiet, progress=False)
+    fit(cfg, resume=True, progress=False)
 
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
     assert a.keys() == b.keys()
@@ -100,17 +94,17 @@ def test_resume_after_a_kill_ends_with_the_same_weights(prepared_sample, tmp_pat
 def test_nan_loss_stops_with_the_last_good_checkpoint_intact(prepared_sample, tmp_path, monkeypatch):
     steps_per_epoch = len(VOCCrops(prepared_sample, "train")) // 8
     calls = []
-    real_forward = engine.InceptionLoss.forward
+    real_forward = InceptionLoss.forward
 
     def nan_in_epoch_2(self, output, target):
         calls.append(1)
         loss = real_forward(self, output, target)
         return loss * float("nan") if len(calls) > steps_per_epoch + 1 else loss
 
-    monkeypatch.setattr(engine.InceptionLoss, "forward", nan_in_epoch_2)
+    monkeypatch.setattr(InceptionLoss, "forward", nan_in_epoch_2)
     out = tmp_path / "run"
     with pytest.raises(NonFiniteLossError, match="NaN or infinite in epoch 2"):
-        fit(tiny_config(prepared_sample, out, epochs=3), log=quiet, progress=False)
+        fit(tiny_config(prepared_sample, out, epochs=3), progress=False)
     state = load_checkpoint(out / "last.pt")
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -120,23 +114,23 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_intact(prepared_sample, tm
 
 def test_existing_run_needs_resume(tiny_run):
     with pytest.raises(UsageError, match="pass --resume"):
-        fit(tiny_config(tiny_run.parent, tiny_run), log=quiet, progress=False)
+        fit(tiny_config(tiny_run.parent, tiny_run), progress=False)
 
 
 def test_resume_of_a_finished_run_trains_nothing_and_can_extend(prepared_sample, tmp_path):
     out = tmp_path / "run"
-    fit(tiny_config(prepared_sample, out, epochs=1), log=quiet, progress=False)
+    fit(tiny_config(prepared_sample, out, epochs=1), progress=False)
     before = _weights(out / "last.pt")
-    fit(tiny_config(prepared_sample, out, epochs=1), resume=True, log=quiet, progress=False)
+    fit(tiny_config(prepared_sample, out, epochs=1), resume=True, progress=False)
     after = _weights(out / "last.pt")
     assert all(torch.equal(before[k], after[k]) for k in before)
-    summary = fit(tiny_config(prepared_sample, out, epochs=2), resume=True, log=quiet, progress=False)
+    summary = fit(tiny_config(prepared_sample, out, epochs=2), resume=True, progress=False)
     assert summary["epochs"] == 2 and load_checkpoint(out / "last.pt")["epoch"] == 2
 
 
 def test_paper_recipe_runs_with_ema_momentum_weight_decay_and_clipping(prepared_sample, tmp_path):
     out = tmp_path / "paper"
-    summary = fit(tiny_config(prepared_sample, out, recipe="paper", epochs=1), log=quiet, progress=False)
+    summary = fit(tiny_config(prepared_sample, out, recipe="paper", epochs=1), progress=False)
     state = load_checkpoint(out / "last.pt")
     assert state["config"]["optimizer"] == "rmsprop-tf" and state["selected"] == "ema"
     groups = {g["name"]: g for g in state["optimizer"]["param_groups"]}
@@ -165,7 +159,7 @@ def test_paper_recipe_runs_with_ema_momentum_weight_decay_and_clipping(prepared_
 
 def test_a_voc_root_is_prepared_into_a_cache_first(sample_devkit, tmp_path):
     out = tmp_path / "runs" / "from-voc"
-    summary = fit(tiny_config(sample_devkit, out, epochs=1, val_fraction=0.2), log=quiet, progress=False)
+    summary = fit(tiny_config(sample_devkit, out, epochs=1, val_fraction=0.2), progress=False)
     caches = list((tmp_path / "runs").glob(".prepared-*"))
     assert len(caches) == 1 and (caches[0] / "counts.json").is_file()
     assert summary["epochs"] == 1
@@ -186,7 +180,7 @@ def test_cuda_defaults_on_the_cpu_bf16_channels_last_compiled(prepared_sample, t
     cfg = tiny_config(
         prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True, compile_backend="aot_eager"
     )
-    summary = fit(cfg, log=quiet, progress=False)
+    summary = fit(cfg, progress=False)
     assert compiled == [{"backend": "aot_eager"}]
     assert 0.0 <= summary["test_acc1_at_best_val"] <= 1.0
     state = load_checkpoint(out / "last.pt")
@@ -203,7 +197,6 @@ def test_compile_with_inductor_on_the_cpu(prepared_sample, tmp_path):
     out = tmp_path / "inductor"
     fit(
         tiny_config(prepared_sample, out, epochs=1, amp=True, channels_last=True, compile=True),
-        log=quiet,
         progress=False,
     )
     state = load_checkpoint(out / "last.pt")

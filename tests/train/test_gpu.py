@@ -6,7 +6,7 @@ import torch
 
 from inception_v2.evaluate import evaluate_checkpoint
 from inception_v2.train import fit, load_checkpoint
-from tests.train.helpers import quiet, tiny_config
+from tests.train.helpers import tiny_config
 
 pytestmark = [
     pytest.mark.gpu,
@@ -20,7 +20,7 @@ pytestmark = [
 def test_cuda_bf16_channels_last_run(prepared_sample, tmp_path, compile):
     out = tmp_path / "cuda"
     cfg = tiny_config(prepared_sample, out, device="cuda", epochs=2, compile=compile, recipe="paper")
-    summary = fit(cfg, log=quiet, progress=False)
+    summary = fit(cfg, progress=False)
     state = load_checkpoint(out / "last.pt")
     assert state["epoch"] == 2 and state["config"]["device"] == "cuda"
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -33,8 +33,8 @@ def test_cuda_bf16_channels_last_run(prepared_sample, tmp_path, compile):
 
 def test_cuda_resume_continues(prepared_sample, tmp_path):
     out = tmp_path / "cuda"
-    fit(tiny_config(prepared_sample, out, device="cuda", epochs=1), log=quiet, progress=False)
-    fit(tiny_config(prepared_sample, out, device="cuda", epochs=2), resume=True, log=quiet, progress=False)
+    fit(tiny_config(prepared_sample, out, device="cuda", epochs=1), progress=False)
+    fit(tiny_config(prepared_sample, out, device="cuda", epochs=2), resume=True, progress=False)
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
 
 
@@ -57,7 +57,7 @@ def test_cuda_fp16_grad_scaler_accumulation_mixup(prepared_sample, tmp_path):
         weight_decay=0.05,
         grad_clip_norm=1.0,
     )
-    fit(cfg, log=quiet, progress=False)
+    fit(cfg, progress=False)
     state = load_checkpoint(out / "last.pt")
     assert state["scaler"]["scale"] > 0  # an enabled scaler's state
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -74,7 +74,7 @@ def test_cuda_fine_tuning_frozen_features(tiny_run, prepared_sample, tmp_path):
         freeze_features=True,
         head_lr=0.01,
     )
-    fit(cfg, log=quiet, progress=False)
+    fit(cfg, progress=False)
     before, after = load_checkpoint(tiny_run / "best.pt")["model"], load_checkpoint(out / "last.pt")["model"]
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("features."))
     assert not torch.equal(before["fc.weight"], after["fc.weight"])

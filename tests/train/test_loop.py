@@ -9,11 +9,19 @@ from torch import nn
 
 from inception_v2.data.transforms import batch_mix
 from inception_v2.models import ModelOutput, create_model, get_data_config
-from inception_v2.train import InceptionLoss, resolve_config, train_one_epoch
+from inception_v2.train import EpochLog, InceptionLoss, StepOptions, TrainStep, resolve_config, train_one_epoch
+from inception_v2.train.config import DeviceSettings
 from inception_v2.train.finetune import freeze_features
 from inception_v2.train.optim import build_optimizer
 
 CPU = torch.device("cpu")
+QUIET = EpochLog(progress=False)
+
+
+def _step(model, loss_fn, opt, amp_dtype=None, **options):
+    return TrainStep(
+        model, opt, loss_fn, settings=DeviceSettings(CPU, amp_dtype=amp_dtype), options=StepOptions(**options)
+    )
 
 
 class Tiny(nn.Module):
@@ -33,11 +41,12 @@ def _batches(n, size, seed=0):
     return [(torch.randn(size, 3, 8, 8, generator=g), torch.randint(0, 5, (size,), generator=g)) for _ in range(n)]
 
 
-def _train(model, loader, accum, **kw):
+def _train(model, loader, accum, scaler=None, **kw):
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)  # not scale-invariant, unlike Adam
-    return train_one_epoch(
-        model, loader, InceptionLoss(0.0, 0.0), opt, device=CPU, progress=False, accum_steps=accum, **kw
-    )
+    step = _step(model, InceptionLoss(0.0, 0.0), opt, accum_steps=accum, **kw)
+    if scaler is not None:
+        step.scaler = scaler
+    return train_one_epoch(step, loader, QUIET)
 
 
 def test_gradient_accumulation_equals_the_larger_batch():
@@ -73,7 +82,8 @@ def test_frozen_features_stay_unchanged_and_the_heads_train():
         id(p) for p in model.parameters() if p.requires_grad
     }
     loader = [(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])) for _ in range(2)]
-    train_one_epoch(model, loader, InceptionLoss(0.0, 0.3), opt, device=CPU, progress=False, frozen=frozen)
+    step = TrainStep(model, opt, InceptionLoss(0.0, 0.3), settings=DeviceSettings(CPU), frozen=frozen)
+    train_one_epoch(step, loader, QUIET)
     after = model.state_dict()
     for k in before:
         if k.startswith("features."):  # weights and BatchNorm statistics alike
@@ -100,17 +110,15 @@ def test_mixup_and_cutmix_give_soft_targets_on_normalized_images():
     model = Tiny()
     forward = lambda x: inputs.append(x) or model.forward_with_aux(x)  # noqa: E731
     torch.manual_seed(0)
-    train_one_epoch(
+    step = TrainStep(
         model,
-        loader,
-        Spy(0.1, 0.0),
         torch.optim.SGD(model.parameters(), lr=0.1),
-        device=CPU,
+        Spy(0.1, 0.0),
+        settings=DeviceSettings(CPU),
+        options=StepOptions(mix=batch_mix(0.4, 1.0, 5), data_cfg=data_cfg),
         forward=forward,
-        data_cfg=data_cfg,
-        progress=False,
-        mix=batch_mix(0.4, 1.0, 5),
     )
+    train_one_epoch(step, loader, QUIET)
     assert len(seen) == 4
     for target in seen:
         assert target.shape == (6, 5) and target.dtype == torch.float32

@@ -10,10 +10,10 @@ from torchvision.transforms import v2
 
 from inception_v2.errors import UsageError
 from inception_v2.models import create_model
-from inception_v2.train import engine, fit, load_checkpoint
+from inception_v2.train import TrainHooks, fit, load_checkpoint
 from inception_v2.train.config import TrainConfig
 from inception_v2.train.optim import LRSchedule
-from tests.train.helpers import quiet, tiny_config
+from tests.train.helpers import tiny_config
 
 
 def test_fine_tuning_from_other_weights_with_frozen_features(prepared_sample, tmp_path):
@@ -24,7 +24,7 @@ def test_fine_tuning_from_other_weights_with_frozen_features(prepared_sample, tm
     cfg = tiny_config(
         prepared_sample, out, epochs=1, pretrained=str(tmp_path / "pretrained.pt"), freeze_features=True, head_lr=0.05
     )
-    fit(cfg, log=quiet, progress=False)
+    fit(cfg, progress=False)
     state = load_checkpoint(out / "last.pt")
     weights, theirs = state["model"], source.state_dict()
     assert weights["fc.weight"].shape == (20, 1024)
@@ -46,23 +46,15 @@ def test_fine_tuning_from_other_weights_with_frozen_features(prepared_sample, tm
             head_lr=0.05,
         ),
         resume=True,
-        log=quiet,
         progress=False,
     )
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
 
 
-def test_tensorboard_with_warmup_cosine_accumulation_and_augmentation(prepared_sample, tmp_path, monkeypatch):
+def test_tensorboard_with_warmup_cosine_accumulation_and_augmentation(prepared_sample, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     built = {}
-    real_build_data = engine.build_data
-
-    def spy(*args, **kwargs):
-        built["data"] = real_build_data(*args, **kwargs)
-        return built["data"]
-
-    monkeypatch.setattr(engine, "build_data", spy)
     out = tmp_path / "tb"
     cfg = tiny_config(
         prepared_sample,
@@ -83,7 +75,7 @@ def test_tensorboard_with_warmup_cosine_accumulation_and_augmentation(prepared_s
         random_erasing=0.5,
         label_smoothing=0.1,
     )
-    fit(cfg, log=quiet, progress=False)
+    fit(cfg, progress=False, hooks=TrainHooks(on_setup=lambda run: built.update(data=run.data)))
 
     steps = len(built["data"].train_loader) // 2  # per epoch, two batches per step
     kinds = [type(t) for t in built["data"].train.transform.transforms]
@@ -110,7 +102,7 @@ def test_tensorboard_with_warmup_cosine_accumulation_and_augmentation(prepared_s
 def test_tensorboard_missing_is_a_clear_error(prepared_sample, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
     with pytest.raises(UsageError, match=r"pip install 'inception-v2\[tensorboard\]'"):
-        fit(tiny_config(prepared_sample, tmp_path / "r", epochs=1, tensorboard=True), log=quiet, progress=False)
+        fit(tiny_config(prepared_sample, tmp_path / "r", epochs=1, tensorboard=True), progress=False)
 
 
 def test_a_run_from_before_the_options_resumes(tiny_run, prepared_sample, tmp_path):
@@ -154,6 +146,6 @@ def test_a_run_from_before_the_options_resumes(tiny_run, prepared_sample, tmp_pa
     torch.save(state, tmp_path / "old" / "last.pt")
     (tmp_path / "old" / "config.json").write_text(json.dumps(old_config))
     cfg = TrainConfig.from_dict({**old_config, "epochs": 3})
-    summary = fit(cfg, resume=True, log=quiet, progress=False)
+    summary = fit(cfg, resume=True, progress=False)
     assert summary["epochs"] == 3
     assert load_checkpoint(tmp_path / "old" / "last.pt")["history"][2]["lr"] == 1e-3

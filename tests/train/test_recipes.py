@@ -8,7 +8,8 @@ import torch
 
 from inception_v2.cli import main
 from inception_v2.models import create_model
-from inception_v2.train import InceptionLoss, resolve_config, train_one_epoch
+from inception_v2.train import EpochLog, InceptionLoss, StepOptions, TrainStep, resolve_config, train_one_epoch
+from inception_v2.train.config import DeviceSettings
 from inception_v2.train.optim import build_optimizer
 
 
@@ -21,16 +22,10 @@ def _fit_one_batch(momentum, steps=30):
     batch = [(torch.randn(8, 3, 32, 32, generator=g), torch.tensor([0, 1, 2, 3] * 2))]
     loss_fn = InceptionLoss(cfg.label_smoothing, cfg.aux_weight)
     losses = []
+    options = StepOptions(grad_clip_norm=cfg.grad_clip_norm)
+    step = TrainStep(model, optimizer, loss_fn, settings=DeviceSettings(torch.device("cpu")), options=options)
     for _ in range(steps):
-        r = train_one_epoch(
-            model,
-            batch,
-            loss_fn,
-            optimizer,
-            device=torch.device("cpu"),
-            grad_clip_norm=cfg.grad_clip_norm,
-            progress=False,
-        )
+        r = train_one_epoch(step, batch, EpochLog(progress=False))
         losses.append(r["loss"])
     return losses
 

@@ -152,7 +152,7 @@ def _record(work) -> None:  # pragma: no cover - the recording procedure of the 
     prepare(
         work / "prepared", voc_root=work / "voc", val_fraction=SAMPLE_VAL_FRACTION, workers=1, progress=False, log=quiet
     )
-    fit(tiny_config(work / "prepared", work / "run"), log=quiet, progress=False)
+    fit(tiny_config(work / "prepared", work / "run"), progress=False)
     state = load_checkpoint(work / "run" / "last.pt")
     print(
         json.dumps(

@@ -6,7 +6,7 @@ the subcommand being run is imported, so ``inception-v2 --help`` stays fast and 
 loads only what it needs. Nothing outside this package imports it.
 
 It configures logging: the library's messages (``logging.getLogger("inception_v2...")``, e.g.
-the note that a classifier was re-initialized) go to stderr as plain lines.
+a training run's epoch lines) go to stdout as plain lines, warnings and worse to stderr.
 
 This is also the one place where exceptions become messages: :func:`main` maps the project's
 errors, ``OSError`` and ``ValueError`` to one ``error: ...`` line and an exit status
@@ -46,24 +46,20 @@ COMMANDS = {
 DEBUG_ENV = "INCEPTION_V2_DEBUG"  # set to 1: tracebacks instead of one-line errors
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted (so a redirected or
-    captured stderr gets the messages too)."""
+class _StreamHandler(logging.StreamHandler):
+    """Writes INFO records to whatever ``sys.stdout`` is when a record is emitted, WARNING and
+    worse to ``sys.stderr`` (so redirected or captured streams get the messages too)."""
 
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        super().emit(record)
 
 
 def configure_logging() -> None:
-    """The package's log records of level INFO and above, as plain lines on stderr (once)."""
+    """The package's log records of level INFO and above, as plain lines (once)."""
     logger = logging.getLogger("inception_v2")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
+    if not any(isinstance(h, _StreamHandler) for h in logger.handlers):
+        handler = _StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)

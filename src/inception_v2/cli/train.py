@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 from inception_v2.errors import UsageError
 from inception_v2.train import distributed as dist_utils
 from inception_v2.train.config import (
     RECIPES,
     TrainConfig,
-    build_config,
     coerce,
     field_types,
     flag_name,
     load_config_file,
-    resume_config,
 )
-from inception_v2.train.engine import fit
+from inception_v2.train.engine import TrainHooks, fit
+from inception_v2.train.resume import run_config
 
 # The flags that are not fields of TrainConfig: how to run, not what.
 CLI_ONLY = ("config", "resume", "progress")
@@ -56,26 +57,42 @@ def given_options(args: argparse.Namespace) -> Dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The run's config: the recipe, then ``--config``, then the flags; or, when resuming a run
     directory that holds ``config.json`` and ``last.pt``, that config with the given (resumable)
-    changes."""
+    changes (:func:`~inception_v2.train.resume.run_config`)."""
     given: Dict[str, Any] = load_config_file(args.config) if args.config else {}
     given.update(given_options(args))
-    out = given.get("out")
-    resume = args.resume or dist_utils.restart_count() > 0
-    saved_path = Path(out) / "config.json" if out else None
-    if resume and saved_path is not None and saved_path.is_file() and (saved_path.parent / "last.pt").is_file():
-        try:
-            saved = TrainConfig.from_dict(json.loads(saved_path.read_text()))
-        except (OSError, ValueError, TypeError) as e:
-            raise UsageError(f"{saved_path} is unreadable: {e}") from None
-        recipe = given.pop("recipe", None)
-        if recipe is not None and recipe != saved.recipe:
-            raise UsageError(f"cannot resume {out} (recipe {saved.recipe}) with --recipe {recipe}")
-        return resume_config(saved, **given)
-    return build_config(given.pop("recipe", None), given)
+    return run_config(given, args.resume)
+
+
+# A testing hook, outside the library: rank 0 of the first attempt exits hard at this global
+# optimizer step, as a crashed worker would (no cleanup, no checkpoint); see docs/training.md.
+FAULT_ENV = "INCEPTION_V2_FAULT_AT_STEP"
+FAULT_EXIT_STATUS = 75  # EX_TEMPFAIL: a retry may succeed
+
+
+def fault_hook() -> Optional[Callable[[int], None]]:
+    """The ``on_step`` hook that :data:`FAULT_ENV` asks for on this process, if any."""
+    value = os.environ.get(FAULT_ENV, "")
+    if not value:
+        return None
+    try:
+        at = int(value)
+    except ValueError:
+        raise UsageError(f"{FAULT_ENV} must be a step number, got {value!r}") from None
+    if at < 1:
+        raise UsageError(f"{FAULT_ENV} must be >= 1, got {at}")
+    if dist_utils.env_info().rank != 0 or dist_utils.restart_count() > 0:
+        return None
+
+    def on_step(step: int) -> None:
+        if step == at:
+            print(f"{FAULT_ENV}={step}: rank 0 exits hard at step {step} (a testing hook)", file=sys.stderr, flush=True)
+            os._exit(FAULT_EXIT_STATUS)
+
+    return on_step
 
 
 def run(args: argparse.Namespace) -> int:
-    fit(config_from_args(args), resume=args.resume, progress=args.progress)
+    fit(config_from_args(args), resume=args.resume, progress=args.progress, hooks=TrainHooks(on_step=fault_hook()))
     return 0
 
 

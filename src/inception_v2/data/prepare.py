@@ -43,7 +43,7 @@ import os
 import re
 import struct
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -321,19 +321,18 @@ def prepare(
     out: os.PathLike,
     voc_root: Optional[os.PathLike] = None,
     voc_tars: Optional[Sequence[os.PathLike]] = None,
-    val_fraction: float = 0.05,
-    max_side: int = 512,
+    *,
+    image_folder: Optional[os.PathLike] = None,
+    options: Optional[PrepareOptions] = None,
     workers: Optional[int] = None,
-    skip_bad: bool = False,
-    strict: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
-    image_folder: Optional[os.PathLike] = None,
-    store: str = "raw",
-    test_fraction: Optional[float] = None,
+    **given: Any,
 ) -> Dict[str, Any]:
     """Prepare the stores of a VOC devkit (``voc_root``), the VOC tar files (``voc_tars``) or
     an image folder (``image_folder``) in ``out`` and return the content of ``counts.json``.
+    What the output holds is set by ``options`` (:class:`PrepareOptions`), or by its fields
+    given as keywords (``val_fraction=0.2, skip_bad=True``).
 
     Resumes an interrupted run. On a finished ``out`` with the same options and inputs it only
     checks the recorded files and returns; one whose inputs changed since (an edited
@@ -346,21 +345,7 @@ def prepare(
     """
     if sum(x is not None and x != [] for x in (voc_root, voc_tars, image_folder)) != 1:
         raise UsageError("give exactly one of --voc-root ROOT, --voc-tar FILE... or --image-folder ROOT")
-    if image_folder is None:
-        if test_fraction is not None:
-            raise UsageError("--test-fraction applies to --image-folder (VOC has its own test split)")
-    elif strict:
-        raise UsageError("--strict applies to VOC (an image folder's classes are its folders)")
-    elif test_fraction is None:
-        test_fraction = DEFAULT_TEST_FRACTION
-    options = PrepareOptions(
-        val_fraction=val_fraction,
-        max_side=max_side,
-        skip_bad=skip_bad,
-        strict=strict,
-        store=store,
-        test_fraction=test_fraction,
-    )
+    options = _options(options, given, image_folder is not None)
     workers = workers if workers is not None else usable_cpus()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
@@ -374,6 +359,25 @@ def prepare(
             return _prepare(out, plan, options, workers, progress, log)
     finally:
         plan.close()
+
+
+def _options(options: Optional[PrepareOptions], given: Dict[str, Any], folder: bool) -> PrepareOptions:
+    """``options``, or one made of the ``given`` fields, checked against the kind of source."""
+    if options is not None and given:
+        raise TypeError("give prepare() options or their fields as keywords, not both")
+    unknown = sorted(set(given) - set(PrepareOptions.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"prepare() got unexpected keyword arguments {unknown}")
+    test_fraction = options.test_fraction if options is not None else given.get("test_fraction")
+    if not folder:
+        if test_fraction is not None:
+            raise UsageError("--test-fraction applies to --image-folder (VOC has its own test split)")
+    elif options.strict if options is not None else given.get("strict", False):
+        raise UsageError("--strict applies to VOC (an image folder's classes are its folders)")
+    elif test_fraction is None:
+        given = dict(given, test_fraction=DEFAULT_TEST_FRACTION)
+        options = replace(options, test_fraction=DEFAULT_TEST_FRACTION) if options is not None else None
+    return options if options is not None else PrepareOptions(**given)
 
 
 def _chunks(plan: Plan, options: PrepareOptions, work: Path) -> List[_Chunk]:

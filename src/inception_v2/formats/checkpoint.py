@@ -67,6 +67,8 @@ class Checkpoint:
     scheduler: Optional[Dict[str, Any]] = None  # for the record: resuming recomputes it from the step
     scaler: Optional[Dict[str, Any]] = None
     rng: Optional[Dict[str, Any]] = None  # see rng_state()
+    data_folder: Optional[str] = None  # the prepared folder the run trained on (absent before it was kept)
+    data_fingerprint: Optional[str] = None  # a hash of that folder's counts and manifest (resume compares it)
 
     def to_dict(self) -> Dict[str, Any]:
         """The dict stored on disk (current version, ``data_config`` as a plain dict)."""
@@ -196,6 +198,8 @@ class RunInfo:
     epoch: int  # epochs completed
     history: List[Dict[str, float]]
     best: Dict[str, Any]  # {"val_acc1", "epoch"}
+    data_folder: Optional[str] = None
+    data_fingerprint: Optional[str] = None
 
 
 def checkpoint_from_training(
@@ -219,7 +223,7 @@ def checkpoint_from_training(
         ema_updates=int(ema.n_averaged) if ema is not None else 0,
         selected="ema" if ema is not None else "model",
         optimizer=optimizer.state_dict(),
-        scheduler=scheduler.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
         scaler=scaler.state_dict(),
         rng=rng_state(),
     )

@@ -27,15 +27,18 @@ file is a one-line error naming the key) and round-trips through :meth:`TrainCon
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import reprlib
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+
+import torch
 
 from inception_v2.errors import UsageError
 from inception_v2.models import get_data_config, list_models
@@ -45,7 +48,7 @@ MAX_SEED = 2**32 - 1  # the range every generator a run seeds accepts (NumPy's l
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; anything near this is not one
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop-tf")
 LR_SCHEDULES = ("step", "exponential", "cosine")
-AMP_DTYPES = ("bf16", "fp16")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment", "autoaugment")
 # Spellings written by earlier versions, still read (config.json files, checkpoints).
 ALIASES: Dict[str, Dict[str, str]] = {
@@ -61,22 +64,11 @@ RESUMABLE_CHANGES = (
     "channels_last", "compile", "compile_backend", "tensorboard", "log_every",
 )  # fmt: skip
 
-# Each recipe lists what it sets (the blog recipe: TrainConfig's field defaults, restated).
+# Each recipe lists where it differs from TrainConfig's field defaults (which are the blog recipe).
 # `lr_reference_batch`: the recipe's lr is per that many images and scales linearly with the
 # batch (batch_size x grad_accum_steps), unless lr is given.
 RECIPES: Dict[str, Dict[str, Any]] = {
-    "blog": {
-        "optimizer": "adam",
-        "lr": 1e-3,  # Adam's default; the source's value
-        "lr_step_epochs": 8,
-        "lr_decay": 0.96,
-        "epochs": 100,
-        "batch_size": 128,
-        "aux_weight": 0.3,  # the source's weight of each auxiliary loss
-        "label_smoothing": 0.0,
-        "grad_clip_norm": None,
-        "ema_decay": None,
-    },
+    "blog": {},  # the source's recipe is TrainConfig's field defaults
     "paper": {
         "optimizer": "rmsprop-tf",  # decay 0.9, epsilon 1.0 inside the sqrt (train/optim.py)
         "momentum": 0.9,  # RMSPROP_MOMENTUM of TensorFlow's inception_train.py; without it short runs stay at chance
@@ -85,9 +77,6 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         "lr_reference_batch": 32,  # 0.045 for a batch of 32 (one replica of the paper's 50)
         "lr_step_epochs": 2,
         "lr_decay": 0.94,
-        "epochs": 100,
-        "batch_size": 128,
-        "aux_weight": 0.3,
         "label_smoothing": 0.1,  # the paper's epsilon for LSR
         "grad_clip_norm": 2.0,  # "gradient clipping with threshold 2.0"
         "ema_decay": 0.9999,  # per step, with TensorFlow's (1 + n) / (10 + n) warm-up
@@ -222,7 +211,7 @@ class TrainConfig:
     # hardware
     device: str = _opt("auto", "hardware", "auto (CUDA when available), cpu, cuda or cuda:N")
     amp: Optional[bool] = _opt(None, "hardware", "autocast (default: on for CUDA, off for CPU)")
-    amp_dtype: str = _opt("bf16", "hardware", "autocast type; fp16 uses a gradient scaler", choices=AMP_DTYPES)
+    amp_dtype: str = _opt("bf16", "hardware", "autocast type; fp16 uses a gradient scaler", choices=tuple(AMP_DTYPES))
     channels_last: Optional[bool] = _opt(None, "hardware", "channels_last memory format (default: on for CUDA)")
     compile: bool = _opt(False, "hardware", "torch.compile the training forward")
     compile_backend: str = _opt(
@@ -315,14 +304,6 @@ class TrainConfig:
         if self.image_size is None and self.resize_size is None:
             return cfg
         return cfg.with_input_size(self.image_size or cfg.input_size, self.resize_size)
-
-    def num_workers(self) -> int:
-        """``workers``, or with None the CPUs this process may use shared among the training
-        processes of this node (``LOCAL_WORLD_SIZE`` under torchrun), at most 8."""
-        if self.workers is not None:
-            return self.workers
-        per_process = usable_cpus() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-        return max(1, min(8, per_process - 1))
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -489,7 +470,7 @@ def build_config(recipe: Optional[str], given: Mapping[str, Any]) -> TrainConfig
     reference = RECIPES[recipe].get("lr_reference_batch")
     if reference and "lr" not in given:
         accum = coerce("grad_accum_steps", values.get("grad_accum_steps", 1))
-        batch = coerce("batch_size", values["batch_size"]) * accum
+        batch = coerce("batch_size", values.get("batch_size", _default("batch_size"))) * accum
         values["lr"] = RECIPES[recipe]["lr"] * batch / reference
     for name in ("model", "data", "out"):
         if values.get(name) is None:
@@ -497,43 +478,58 @@ def build_config(recipe: Optional[str], given: Mapping[str, Any]) -> TrainConfig
     return TrainConfig(recipe=recipe, **values)
 
 
+def _default(name: str) -> Any:
+    return TrainConfig.__dataclass_fields__[name].default
+
+
 def resolve_config(recipe: str = "blog", **overrides: Any) -> TrainConfig:
     """A recipe with overrides applied; an override of ``None`` keeps the recipe's value."""
     return build_config(recipe, {k: v for k, v in overrides.items() if v is not None and k != "recipe"})
 
 
-def resume_config(saved: TrainConfig, **overrides: Any) -> TrainConfig:
-    """The config of a resumed run: ``saved`` with the given overrides (``None`` = not given).
+# --------------------------------------------------------------------------- device settings
 
-    Only :data:`RESUMABLE_CHANGES` may differ from ``saved`` (e.g. more ``epochs``, another
-    ``device``); changing anything else would make the resumed run a different experiment.
-    """
-    given = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(given) - set(field_names()))
-    if unknown:
-        raise UsageError(f"unknown training options {unknown}")
-    if given.get("model", saved.model) != saved.model:
-        raise UsageError(
-            f"{saved.out} holds a run of {saved.model}, not {given['model']}; "
-            "resume with the same --model or choose another --out"
-        )
-    candidate = replace(saved, **given)  # normalizes and checks the given values
-    changed = [k for k in given if k not in RESUMABLE_CHANGES and getattr(candidate, k) != getattr(saved, k)]
-    if changed:
-        detail = ", ".join(f"{flag_name(k)} {getattr(saved, k)!r} -> {getattr(candidate, k)!r}" for k in changed)
-        raise UsageError(
-            f"cannot resume {saved.out} with other settings ({detail}); only "
-            f"{', '.join(flag_name(k) for k in RESUMABLE_CHANGES)} may change"
-        )
-    return candidate
+MAX_DEFAULT_WORKERS = 8  # more loader processes than this rarely speed up a 299-px pipeline
 
 
-def changed_fields(saved: Mapping[str, Any], cfg: TrainConfig) -> Dict[str, Tuple[Any, Any]]:
-    """The fields outside :data:`RESUMABLE_CHANGES` where a checkpoint's config (any version)
-    differs from ``cfg``: name -> (saved, now)."""
-    old = TrainConfig.from_dict(saved)
-    return {
-        f.name: (getattr(old, f.name), getattr(cfg, f.name))
-        for f in fields(TrainConfig)
-        if f.name not in RESUMABLE_CHANGES and getattr(old, f.name) != getattr(cfg, f.name)
-    }
+@dataclass(frozen=True)
+class DeviceSettings:
+    """What the config's hardware options mean on this machine, settled once per run by
+    :func:`device_settings` (the config keeps ``None`` for "the device's default")."""
+
+    device: torch.device
+    amp_dtype: Optional[torch.dtype] = None  # autocast type; None runs in float32
+    channels_last: bool = False
+    workers: int = 0  # loader processes per training process
+    cudnn_benchmark: bool = False  # cuDNN picks the fastest kernels for the run's fixed input size
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """The global backend flags these settings call for, restored on exit."""
+        before = torch.backends.cudnn.benchmark
+        if self.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = before
+
+
+def device_settings(cfg: TrainConfig, device: torch.device, local_world_size: int = 1) -> DeviceSettings:
+    """Autocast (default: on for CUDA, in ``cfg.amp_dtype``), channels_last (default: on for
+    CUDA) and the loader workers: ``cfg.workers``, or the CPUs this process may use shared among
+    the ``local_world_size`` training processes of this node, less one, at most
+    :data:`MAX_DEFAULT_WORKERS`."""
+    cuda = device.type == "cuda"
+    amp = cfg.amp if cfg.amp is not None else cuda
+    workers = cfg.workers
+    if workers is None:
+        per_process = usable_cpus() // max(1, local_world_size)
+        workers = max(1, min(MAX_DEFAULT_WORKERS, per_process - 1))
+    return DeviceSettings(
+        device=device,
+        amp_dtype=AMP_DTYPES[cfg.amp_dtype] if amp else None,
+        channels_last=cfg.channels_last if cfg.channels_last is not None else cuda,
+        workers=workers,
+        cudnn_benchmark=cuda,
+    )

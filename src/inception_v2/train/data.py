@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from inception_v2.data.voc import find_devkit
 from inception_v2.errors import LockedError, UsageError
 from inception_v2.models import DataConfig
 from inception_v2.train.distributed import DistInfo, ShardSampler, run_on_main
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_VAL_FRACTION = 0.05  # prepare's default
 
@@ -73,7 +76,7 @@ def resolve_prepared(
     out: str,
     val_fraction: Optional[float] = None,
     cache_dir: Optional[str] = None,
-    log: Callable[[str], None] = print,
+    log: Optional[Callable[[str], None]] = None,
 ) -> Path:
     """The prepared directory of ``--data``.
 
@@ -103,6 +106,7 @@ def resolve_prepared(
             f"--data {path} is an unfinished prepare output (no counts.json); "
             "run `inception-v2 prepare` again with the same arguments to finish it"
         )
+    log = log or logger.info
     kind = _source_kind(path)
     fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     cache = Path(cache_dir) if cache_dir else cache_dir_for(path, fraction, Path(out), kind)

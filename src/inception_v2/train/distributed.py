@@ -7,16 +7,14 @@ the run is a single process and every helper here is a no-op. NCCL is used on CU
 
 Elastic runs: under ``torchrun --max-restarts=N`` a failed worker makes torchrun restart every
 worker with ``TORCHELASTIC_RESTART_COUNT`` raised by one; :func:`restart_count` reads it and
-``fit`` then resumes from ``RUN_DIR/last.pt`` by itself. :data:`FAULT_ENV` is a testing hook
-that makes rank 0 exit hard at a given optimizer step of the first attempt (docs/training.md).
+``fit`` then resumes from ``RUN_DIR/last.pt`` by itself.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Sized, TypeVar
+from typing import Any, Callable, Iterator, List, Sized, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -34,6 +32,7 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    local_world_size: int = 1  # training processes on this node
 
     @property
     def is_distributed(self) -> bool:
@@ -51,14 +50,13 @@ def env_info() -> DistInfo:
             rank=int(os.environ.get("RANK", 0)),
             local_rank=int(os.environ.get("LOCAL_RANK", 0)),
             world_size=int(os.environ.get("WORLD_SIZE", 1)),
+            local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
         )
     except ValueError as e:
-        raise UsageError(f"bad RANK/LOCAL_RANK/WORLD_SIZE environment variable: {e}") from None
+        raise UsageError(f"bad RANK/LOCAL_RANK/WORLD_SIZE/LOCAL_WORLD_SIZE environment variable: {e}") from None
 
 
 RESTART_ENV = "TORCHELASTIC_RESTART_COUNT"  # set by torchrun: 0 on the first attempt
-FAULT_ENV = "INCEPTION_V2_FAULT_AT_STEP"  # testing hook: rank 0 exits hard at this global step
-FAULT_EXIT_STATUS = 75  # what the hook exits with (EX_TEMPFAIL: a retry may succeed)
 
 
 def restart_count() -> int:
@@ -81,30 +79,6 @@ def shares_agent_store() -> bool:
     """Whether torchrun hands its own (rendezvous) TCP store to the workers, which it keeps
     across restarts (``TORCHELASTIC_USE_AGENT_STORE``)."""
     return os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "") == "True"
-
-
-def fault_step() -> Optional[int]:
-    """The global step of :data:`FAULT_ENV` when it applies to this process: rank 0, first
-    attempt (restart count 0). None otherwise."""
-    value = os.environ.get(FAULT_ENV, "")
-    if not value:
-        return None
-    try:
-        step = int(value)
-    except ValueError:
-        raise UsageError(f"{FAULT_ENV} must be a step number, got {value!r}") from None
-    if step < 1:
-        raise UsageError(f"{FAULT_ENV} must be >= 1, got {step}")
-    if env_info().rank != 0 or restart_count() > 0:
-        return None
-    return step
-
-
-def fault_now(step: int) -> None:
-    """The :data:`FAULT_ENV` hook firing: exit at once, as a crashed worker would (no cleanup,
-    no checkpoint)."""
-    print(f"{FAULT_ENV}={step}: rank 0 exits hard at step {step} (a testing hook)", file=sys.stderr, flush=True)
-    os._exit(FAULT_EXIT_STATUS)
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:

@@ -1,368 +1,114 @@
-"""The training loop: :func:`train_one_epoch`, :func:`evaluate` and :func:`fit`, read top to bottom.
+"""The training run: :func:`fit` sets a run up and trains it epoch by epoch.
 
-Every epoch trains on ``train``, then evaluates on ``val`` (which alone selects ``best.pt``) and
-on ``test`` (reported, never used for a decision). Evaluation runs under ``eval()`` and
-``inference_mode()`` with the deterministic eval transform. Under ``torchrun`` the model is
-wrapped in DDP, metrics are summed over processes and only rank 0 writes files.
+Every epoch trains on ``train`` (:func:`~inception_v2.train.step.train_one_epoch`), then
+evaluates on ``val`` (which alone selects ``best.pt``) and on ``test`` (reported, never used for
+a decision) with the one evaluator (:class:`~inception_v2.evaluation.Evaluator`: ``eval()``,
+``inference_mode()``, the deterministic eval transform). Under ``torchrun`` the model is wrapped
+in DDP, metrics are summed over processes and only rank 0 writes files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from inception_v2.atomic import remove_stale_temps, write_json
-from inception_v2.data import normalize
 from inception_v2.data.transforms import batch_mix
-from inception_v2.errors import CheckFailedError, LockedError, UsageError
-from inception_v2.formats.checkpoint import (
-    Checkpoint,
-    RunInfo,
-    checkpoint_from_training,
-    read_checkpoint,
-    restore_training,
-    write_checkpoint,
-)
+from inception_v2.errors import LockedError, UsageError
+from inception_v2.evaluation import NO_RESULT, EvalResult, Evaluator, evaluate  # noqa: F401 (evaluate re-exported)
 from inception_v2.locking import exclusive
-from inception_v2.models import DataConfig, ModelOutput, create_model
+from inception_v2.models import create_model
 from inception_v2.summary import count_macs, count_params
 from inception_v2.train import distributed as dist_utils
 from inception_v2.train.board import TensorBoardLog, summary_writer_class
-from inception_v2.train.config import TrainConfig, changed_fields, flag_name
-from inception_v2.train.data import build_data, resolve_prepared
+from inception_v2.train.checkpoint import DataIdentity, RunRecord, checkpoint_state, restore_state, save_checkpoint
+from inception_v2.train.config import DeviceSettings, TrainConfig, device_settings
+from inception_v2.train.data import RunData, build_data, resolve_prepared
 from inception_v2.train.finetune import freeze_features
 from inception_v2.train.losses import InceptionLoss
-from inception_v2.train.metrics import confusion_matrix, per_class_accuracy, topk_correct, write_metrics_csv
+from inception_v2.train.metrics import write_metrics_csv
 from inception_v2.train.optim import build_ema, build_optimizer, build_scheduler
+from inception_v2.train.resume import ResumePoint, data_identity, resolve_resume
+from inception_v2.train.step import (  # noqa: F401 (re-exported)
+    CHECK_EVERY,
+    EpochLog,
+    NonFiniteLossError,
+    StepOptions,
+    TrainStep,
+    train_one_epoch,
+)
 
-CHECK_EVERY = 20  # default steps between loss checks (a host sync) and progress-bar refreshes (--log-every)
-
-
-class NonFiniteLossError(CheckFailedError):
-    """The training loss became NaN or infinite; the run stopped before saving anything."""
-
-
-# --------------------------------------------------------------------------- one epoch
-
-
-def _to_device(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    device: torch.device,
-    channels_last: bool,
-    data_cfg: Optional[DataConfig] = None,
-):
-    x = x.to(device, non_blocking=True)
-    if x.dtype == torch.uint8:
-        # The loader workers hand over uint8 crops (a quarter of the bytes, a third of the work);
-        # the float conversion and normalization run here, on the device, with the same values.
-        if data_cfg is None:
-            raise ValueError("uint8 batches need the model's data config to be normalized")
-        x = normalize(x, data_cfg)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x, y.to(device, non_blocking=True)
-
-
-def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
-    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
-
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: Iterable,
-    loss_fn: Callable[[ModelOutput, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    *,
-    device: torch.device,
-    forward: Optional[Callable[[torch.Tensor], ModelOutput]] = None,
-    amp_dtype: Optional[torch.dtype] = None,
-    scaler: Optional[torch.amp.GradScaler] = None,
-    grad_clip_norm: Optional[float] = None,
-    ema: Optional[torch.optim.swa_utils.AveragedModel] = None,
-    channels_last: bool = False,
-    data_cfg: Optional[DataConfig] = None,
-    epoch: int = 0,
-    progress: bool = True,
-    scheduler: Optional[torch.optim.lr_scheduler.LRScheduler] = None,
-    accum_steps: int = 1,
-    mix: Optional[Callable[..., Tuple[torch.Tensor, torch.Tensor]]] = None,
-    no_sync: Optional[Callable[[], Any]] = None,
-    frozen: Sequence[nn.Module] = (),
-    log_every: int = CHECK_EVERY,
-    step_offset: int = 0,
-    on_step: Optional[Callable[[int], None]] = None,
-    on_log: Optional[Callable[[int, float, float, float], None]] = None,
-) -> Dict[str, float]:
-    """One pass over ``loader``; returns ``loss``, ``acc1`` (main logits against the unmixed
-    labels), ``images``, ``seconds``, ``images_per_s`` (summed over every process) and ``steps``.
-
-    Each optimizer step accumulates the gradients of ``accum_steps`` batches (each loss divided
-    by ``accum_steps``, DDP synchronizing only the last: ``no_sync``), so it computes what a
-    batch ``accum_steps`` times larger would, up to BatchNorm statistics; batches left over at
-    the end of the epoch that do not fill a step are not loaded. After every step: gradient
-    clipping, the (scaled) optimizer step, the EMA update, ``scheduler.step()`` and
-    ``on_step(global step)``. ``mix`` (MixUp / CutMix) runs on the normalized batch and turns
-    the labels into probabilities. ``frozen`` modules stay in eval mode.
-
-    ``forward`` maps a batch to a :class:`ModelOutput` (default ``model.forward_with_aux``;
-    :func:`fit` passes the DDP / compiled wrapper). Every ``log_every`` steps the loss is
-    checked on every process at once (:class:`NonFiniteLossError` when NaN or infinite) and
-    ``on_log(global step, mean loss of those steps, lr, images/s)`` is called.
-    """
-    # `is None`, not `or`: a compiled module has no truth value (it has no __len__ of its own)
-    forward = model.forward_with_aux if forward is None else forward
-    model.train()
-    if isinstance(forward, nn.Module):
-        forward.train()
-    for m in frozen:
-        m.eval()
-    if accum_steps < 1:
-        raise ValueError(f"accum_steps must be >= 1, got {accum_steps}")
-    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct top-1, n
-    world = torch.distributed.get_world_size() if dist_utils.is_initialized() else 1
-    steps_in_epoch = len(loader) // accum_steps
-    if steps_in_epoch == 0:
-        raise UsageError(
-            f"the train loader yields {len(loader)} batches, fewer than one step of {accum_steps} (--grad-accum-steps)"
-        )
-    batches = steps_in_epoch * accum_steps
-    bar = tqdm(
-        loader,
-        desc=f"epoch {epoch + 1} train",
-        unit="batch",
-        leave=False,
-        total=batches,
-        disable=not progress or None,
-        dynamic_ncols=True,
-    )
-    start = time.perf_counter()
-    step, logged, logged_at = 0, torch.zeros(2, dtype=torch.float64, device=device), start
-    for i, (x, y) in enumerate(bar):
-        x, y = _to_device(x, y, device, channels_last and mix is None, data_cfg)
-        target = y
-        if mix is not None:
-            x, target = mix(x, y)  # after normalization: mixing uint8 pixels would round them
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-        first, last = i % accum_steps == 0, (i + 1) % accum_steps == 0
-        with no_sync() if (no_sync is not None and not last) else contextlib.nullcontext():
-            with _autocast(device, amp_dtype):
-                output = forward(x)
-                loss = loss_fn(output, target)
-            if first:
-                optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss / accum_steps if accum_steps > 1 else loss).backward()
-        with torch.no_grad():
-            n = y.shape[0]
-            sums[0] += loss.detach().double() * n
-            sums[1] += topk_correct(output.logits.detach(), y, (1,))[0]
-            sums[2] += n
-        if not last:
-            continue
-        if grad_clip_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        if ema is not None:
-            ema.update_parameters(model)
-        lr = optimizer.param_groups[0]["lr"]
-        if scheduler is not None:
-            with warnings.catch_warnings():
-                # a step the fp16 grad scaler skipped (inf/NaN gradients) still advances the schedule
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-                scheduler.step()
-        step += 1
-        if on_step is not None:
-            on_step(step_offset + step)
-        if step % log_every == 0 or step == steps_in_epoch:
-            _check_finite(sums[0], epoch, step, device)
-            now = time.perf_counter()
-            window = sums[[0, 2]] - logged
-            if on_log is not None:
-                on_log(
-                    step_offset + step,
-                    window[0].item() / window[1].item(),
-                    lr,
-                    window[1].item() * world / max(now - logged_at, 1e-9),
-                )
-            logged, logged_at = sums[[0, 2]].clone(), now
-            bar.set_postfix(
-                loss=f"{sums[0].item() / sums[2].item():.4f}", img_s=f"{sums[2].item() * world / (now - start):.0f}"
-            )
-        if step == steps_in_epoch:
-            break
-    bar.close()
-    dist_utils.all_reduce_sum(sums)
-    seconds = time.perf_counter() - start
-    loss_sum, correct, images = sums.tolist()
-    return {
-        "loss": loss_sum / images,
-        "acc1": correct / images,
-        "images": images,
-        "seconds": seconds,
-        "images_per_s": images / seconds,
-        "steps": step,
-    }
-
-
-def _check_finite(loss_sum: torch.Tensor, epoch: int, step: int, device: torch.device) -> None:
-    bad = not bool(torch.isfinite(loss_sum))
-    if dist_utils.any_true(bad, device):
-        raise NonFiniteLossError(
-            f"the training loss became NaN or infinite in epoch {epoch + 1} (by step {step}); "
-            "stopped without saving, the last checkpoint is the last good one "
-            "(lower --lr, or use --recipe paper's gradient clipping)"
-        )
-
-
-# --------------------------------------------------------------------------- evaluation
+logger = logging.getLogger(__name__)
 
 
 @dataclass
-class EvalResult:
-    loss: float  # mean cross-entropy of the logits (no label smoothing, no auxiliary heads)
-    acc1: float
-    acc5: float
-    images: int
-    confusion: torch.Tensor  # num_classes x num_classes, row = true class
+class TrainHooks:
+    """Extension points of :func:`fit`, called on every process."""
+
+    on_setup: Optional[Callable[["Run"], None]] = None  # the run is set up; before its first epoch
+    on_step: Optional[Callable[[int], None]] = None  # after every optimizer step, with the global step
+    # replaces the run's evaluator: (model, loader, split name) -> result
+    evaluate: Optional[Callable[[nn.Module, Any, str], EvalResult]] = None
+
+
+@dataclass
+class Run:
+    """A run set up by :func:`fit`: its config, device settings, data, training step and evaluator."""
+
+    cfg: TrainConfig
+    info: dist_utils.DistInfo
+    settings: DeviceSettings
+    data: RunData
+    identity: DataIdentity
+    step: TrainStep
+    evaluator: Evaluator
+    steps_per_epoch: int
+    cost: Tuple[int, int]  # parameters, multiply-adds of one image
+    board: Optional[TensorBoardLog] = None
 
     @property
-    def per_class(self) -> List[float]:
-        return per_class_accuracy(self.confusion)
+    def eval_model(self) -> nn.Module:
+        """What val evaluates and selects on: the EMA of the weights if the run keeps one."""
+        return self.step.ema.module if self.step.ema is not None else self.step.model
 
-
-def evaluate(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    loader: torch.utils.data.DataLoader,
-    *,
-    device: torch.device,
-    num_classes: int,
-    amp_dtype: Optional[torch.dtype] = None,
-    channels_last: bool = False,
-    data_cfg: Optional[DataConfig] = None,
-    tta: str = "none",
-    progress: bool = True,
-    desc: str = "eval",
-) -> EvalResult:
-    """Loss, top-1, top-5 and the confusion matrix of ``model`` (logits in) on ``loader``.
-
-    Runs in eval mode under ``inference_mode``; ``tta="flip"`` averages the logits of each image
-    and its mirror. Sums are reduced over processes, so with a sharded loader (each sample seen
-    by one process) the result is exact for the whole split.
-    """
-    if tta not in ("none", "flip"):
-        raise UsageError(f"--tta must be none or flip, got {tta!r}")
-    was_training = getattr(model, "training", False)
-    if isinstance(model, nn.Module):
-        model.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top-1, top-5, n
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress or None, dynamic_ncols=True)
-    try:
-        with torch.inference_mode():
-            for x, y in bar:
-                x, y = _to_device(x, y, device, channels_last, data_cfg)
-                with _autocast(device, amp_dtype):
-                    logits = model(x)
-                    if tta == "flip":
-                        logits = (logits + model(torch.flip(x, dims=[3]))) / 2
-                logits = logits.float()
-                top1, top5 = topk_correct(logits, y, (1, 5))
-                sums += torch.stack(
-                    [
-                        F.cross_entropy(logits, y, reduction="sum").double(),
-                        top1.double(),
-                        top5.double(),
-                        torch.tensor(float(y.shape[0]), dtype=torch.float64, device=device),
-                    ]
-                )
-                cm += confusion_matrix(logits.argmax(dim=1), y, num_classes)
-    finally:
-        bar.close()
-        if isinstance(model, nn.Module):
-            model.train(was_training)
-    dist_utils.all_reduce_sum(sums)
-    dist_utils.all_reduce_sum(cm)
-    loss_sum, top1, top5, n = sums.tolist()
-    if n == 0:
-        raise UsageError("evaluation saw no images (empty split)")
-    return EvalResult(loss=loss_sum / n, acc1=top1 / n, acc5=top5 / n, images=int(n), confusion=cm.cpu())
+    def say(self, message: str) -> None:
+        if self.info.is_main:
+            logger.info(message)
 
 
 # --------------------------------------------------------------------------- fit
 
 
-class _ForwardWithAux(nn.Module):
-    """``forward = model.forward_with_aux``, so DDP and ``torch.compile`` wrap the training
-    forward (DDP only synchronizes gradients of what goes through its own ``forward``)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        return self.model.forward_with_aux(x)
-
-
-def _seed_epoch(seed: int, epoch: int, rank: int, loader: torch.utils.data.DataLoader) -> None:
-    """Seed every generator from (seed, epoch, rank): an epoch's augmentation and dropout do not
-    depend on what ran before it, so a resumed run repeats the uninterrupted one."""
-    s = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
-    if loader.generator is not None:
-        loader.generator.manual_seed(s)
-
-
-def _resume_check(state: Checkpoint, cfg: TrainConfig, path: Path) -> None:
-    if state.model_name != cfg.model:
-        raise UsageError(
-            f"{path} is a checkpoint of {state.model_name}, not {cfg.model}; "
-            "resume with the same --model or choose another --out"
-        )
-    changed = changed_fields(state.config, cfg)
-    if changed:
-        detail = ", ".join(f"{flag_name(k)} {old!r} -> {new!r}" for k, (old, new) in changed.items())
-        raise UsageError(f"cannot resume {path} with other settings ({detail})")
-
-
 def fit(
-    cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print, progress: bool = True
+    cfg: TrainConfig, resume: bool = False, progress: bool = True, hooks: Optional[TrainHooks] = None
 ) -> Dict[str, Any]:
     """Train ``cfg.model`` per ``cfg``; returns the content of ``summary.json``.
 
     Writes (rank 0 only) ``config.json``, ``metrics.csv`` (a row per epoch), ``last.pt`` after
     every epoch, ``best.pt`` on a new best val top-1, ``summary.json`` at the end, and with
     ``cfg.tensorboard`` TensorBoard event files. ``resume`` continues from ``last.pt`` (a run with
-    no ``last.pt`` starts fresh); without it an existing ``last.pt`` is a :class:`UsageError`.
-    Under ``torchrun`` it joins the process group (and leaves it when done); when torchrun has
-    restarted the workers (``--max-restarts``), it resumes by itself.
+    no ``last.pt`` starts fresh; :func:`~inception_v2.train.resume.resolve_resume` decides);
+    without it an existing ``last.pt`` is a :class:`UsageError`. Under ``torchrun`` it joins the
+    process group (and leaves it when done); when torchrun has restarted the workers
+    (``--max-restarts``), it resumes by itself. Global backend flags it sets (cuDNN's benchmark
+    mode) are restored when it returns. Messages go to this module's logger (rank 0 only).
     """
     info = dist_utils.env_info()
     device = dist_utils.resolve_device(cfg.device, info)
     owns_group = info.is_distributed and not dist_utils.is_initialized()
-    say = log if info.is_main else (lambda _msg: None)
     restarts = dist_utils.restart_count()
-    if restarts > 0 and dist_utils.shares_agent_store():
-        say(dist_utils.SHARED_STORE_NOTE)
+    if restarts > 0 and dist_utils.shares_agent_store() and info.is_main:
+        logger.info(dist_utils.SHARED_STORE_NOTE)
     dist_utils.init_distributed(device, info)
     with contextlib.ExitStack() as stack:
         try:
@@ -374,10 +120,17 @@ def fit(
             # One writer per run directory: rank 0 holds its lock until the run ends (or dies).
             wait_s = LOCK_WAIT_S if restarted else 0.0
             dist_utils.run_on_main(lambda: _own_run_dir(stack, Path(cfg.out), wait_s=wait_s))
-            if restarted:
-                say(f"torchrun restarted the workers: resuming from {Path(cfg.out) / 'last.pt'}")
-                resume = True
-            return _fit(cfg, resume, info, device, say, progress and info.is_main, stack)
+            if restarted and info.is_main:
+                logger.info("torchrun restarted the workers: resuming from %s", Path(cfg.out) / "last.pt")
+            point = resolve_resume(cfg, resume or restarted)
+            settings = device_settings(cfg, device, info.local_world_size)
+            stack.enter_context(settings.applied())
+            run = _set_up(cfg, info, settings, point, progress and info.is_main)
+            record = _start(run, point, stack)
+            if hooks is not None and hooks.on_setup is not None:
+                hooks.on_setup(run)
+            _train_epochs(run, record, hooks or TrainHooks(), progress and info.is_main)
+            return _finish(run, record)
         finally:
             if owns_group:
                 dist_utils.cleanup()
@@ -406,228 +159,221 @@ def _own_run_dir(stack: contextlib.ExitStack, out: Path, wait_s: float = 0.0) ->
     remove_stale_temps(out)  # only this program's, of a writer that is gone
 
 
-def _fit(
-    cfg: TrainConfig,
-    resume: bool,
-    info: dist_utils.DistInfo,
-    device: torch.device,
-    log: Callable[[str], None],
-    progress: bool,
-    stack: contextlib.ExitStack,
-) -> Dict[str, Any]:
-    out = Path(cfg.out)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+def _set_up(
+    cfg: TrainConfig, info: dist_utils.DistInfo, settings: DeviceSettings, point: Optional[ResumePoint], progress: bool
+) -> Run:
+    """The data, the model (initialized from ``cfg.seed``, or as ``point``'s run was built), the
+    optimizer, schedule, EMA and loss in a :class:`TrainStep`, and the evaluator."""
+    device = settings.device
     if cfg.sync_bn and device.type != "cuda":
         raise UsageError("--sync-bn needs CUDA devices (SyncBatchNorm does not run on CPU)")
-    fault_at = dist_utils.fault_step()
     if cfg.tensorboard and info.is_main:
         summary_writer_class()  # a missing package is an error now, not after the data is ready
-
-    # -- resume state (read by rank 0, sent to the others: nodes need not share a filesystem)
-    def read_state() -> Optional[Checkpoint]:
-        if last_path.is_file():
-            if not resume:
-                raise UsageError(
-                    f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
-                )
-            saved = read_checkpoint(last_path)
-            _resume_check(saved, cfg, last_path)
-            return saved
-        if resume:
-            log(f"no {last_path} yet: starting a new run")
-        return None
-
-    state = dist_utils.run_on_main(read_state)
-
-    # -- data
-    prepared = resolve_prepared(cfg.data, cfg.out, cfg.val_fraction, cfg.cache_dir, log)
+    say = logger.info if info.is_main else (lambda *_: None)
+    prepared = resolve_prepared(cfg.data, cfg.out, cfg.val_fraction, cfg.cache_dir, say)
     data_cfg = cfg.data_config()
     data = build_data(
         prepared,
         data_cfg,
         cfg.batch_size,
-        cfg.num_workers(),
+        settings.workers,
         cfg.seed,
         info,
         device,
         auto_augment=cfg.auto_augment,
         random_erasing=cfg.random_erasing,
     )
-    num_classes = len(data.classes)
+    identity = data_identity(prepared, data.classes)
+    if point is not None:
+        point.check_data(identity)
     steps_per_epoch = len(data.train_loader) // cfg.grad_accum_steps
     if steps_per_epoch == 0:
         raise UsageError(
             f"{prepared}: the train split gives {len(data.train_loader)} batches per process, fewer than "
             f"--grad-accum-steps {cfg.grad_accum_steps}; lower --grad-accum-steps or --batch-size"
         )
-
-    # -- model, optimizer, schedule, EMA
-    torch.manual_seed(cfg.seed)  # the same initial weights on every process
-    use_cuda = device.type == "cuda"
-    amp_dtype = _AMP_DTYPES[cfg.amp_dtype] if (cfg.amp if cfg.amp is not None else use_cuda) else None
-    channels_last = cfg.channels_last if cfg.channels_last is not None else use_cuda
-    if use_cuda:
-        torch.backends.cudnn.benchmark = True
-    aux = cfg.aux_weight > 0
-    # a resumed run takes every weight from last.pt: the pretrained file is not read again
-    pretrained = cfg.pretrained if state is None else None
-    arch = dict(state.arch_options) if state is not None else {}  # as the run was built
-    model = create_model(
-        cfg.model, num_classes=num_classes, aux_logits=aux, dropout=cfg.dropout, pretrained=pretrained, **arch
+    model, frozen = _build_model(cfg, info, settings, len(data.classes), point)
+    cost = (count_params(model), count_macs(model, data_cfg.input_size))
+    optimizer = build_optimizer(model, cfg)
+    step = TrainStep(
+        model,
+        optimizer,
+        InceptionLoss(cfg.label_smoothing, cfg.aux_weight),
+        settings=settings,
+        options=StepOptions(
+            cfg.grad_accum_steps, cfg.grad_clip_norm, batch_mix(cfg.mixup, cfg.cutmix, len(data.classes)), data_cfg
+        ),
+        scheduler=build_scheduler(optimizer, cfg, steps_per_epoch),
+        ema=build_ema(model, cfg.ema_decay),
+        frozen=frozen,
     )
-    if pretrained is not None:
-        log(f"initialized from {pretrained} (classifiers for the {num_classes} classes of {prepared})")
+    evaluator = Evaluator(
+        device, len(data.classes), data_cfg, settings.amp_dtype, settings.channels_last, progress=progress
+    )
+    return Run(cfg, info, settings, data, identity, step, evaluator, steps_per_epoch, cost)
+
+
+def _build_model(
+    cfg: TrainConfig,
+    info: dist_utils.DistInfo,
+    settings: DeviceSettings,
+    num_classes: int,
+    point: Optional[ResumePoint],
+):
+    """The network on its device, and its frozen modules (``--freeze-features``)."""
+    torch.manual_seed(cfg.seed)  # the same initial weights on every process
+    # a resumed run takes every weight from last.pt: the pretrained file is not read again
+    pretrained = cfg.pretrained if point is None else None
+    arch = dict(point.state.get("arch_options") or {}) if point is not None else {}  # as the run was built
+    model = create_model(
+        cfg.model,
+        num_classes=num_classes,
+        aux_logits=cfg.aux_weight > 0,
+        dropout=cfg.dropout,
+        pretrained=pretrained,
+        **arch,
+    )
+    if pretrained is not None and info.is_main:
+        logger.info("initialized from %s (classifiers for the %d classes of %s)", pretrained, num_classes, cfg.data)
     frozen = freeze_features(model) if cfg.freeze_features else []
-    if cfg.freeze_features and cfg.pretrained is None:
-        log("note: --freeze-features without --pretrained trains the heads on randomly initialized features")
+    if cfg.freeze_features and cfg.pretrained is None and info.is_main:
+        logger.info("note: --freeze-features without --pretrained trains the heads on randomly initialized features")
     if cfg.sync_bn and info.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(device)
-    if channels_last:
+    model.to(settings.device)
+    if settings.channels_last:
         model.to(memory_format=torch.channels_last)
-    params, macs = count_params(model), count_macs(model, data_cfg.input_size)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    ema = build_ema(model, cfg.ema_decay)
-    loss_fn = InceptionLoss(cfg.label_smoothing, cfg.aux_weight)
-    mix = batch_mix(cfg.mixup, cfg.cutmix, num_classes)
+    return model, frozen
 
-    start_epoch, history, best = 0, [], {"val_acc1": -1.0, "epoch": 0}
-    if state is not None:
-        restore_training(state, last_path, model, optimizer, scaler, ema)
-        start_epoch, history, best = int(state.epoch), list(state.history), dict(state.best)
-        log(
-            f"resuming {out} after epoch {start_epoch} (best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})"
+
+def _start(run: Run, point: Optional[ResumePoint], stack: contextlib.ExitStack) -> RunRecord:
+    """Restore ``point``'s state (or start afresh), wrap the forward (DDP, compile), write
+    ``config.json``, open TensorBoard and say what runs."""
+    cfg, step, info = run.cfg, run.step, run.info
+    record = RunRecord()
+    if point is not None:
+        record = restore_state(point.state, point.path, step)
+        best = record.best
+        run.say(
+            f"resuming {cfg.out} after epoch {record.epoch} "
+            f"(best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})"
         )
-        del state
-    scheduler.set_step(start_epoch * steps_per_epoch)  # the lr is a function of the step alone
-
-    forward: nn.Module = _ForwardWithAux(model)
-    no_sync = None
+        point.state = {}  # the weights are in the model now; free the copy
+    step.scheduler.set_step(record.epoch * run.steps_per_epoch)  # the lr is a function of the step alone
     if info.is_distributed:
-        forward = DistributedDataParallel(forward, device_ids=[device] if use_cuda else None)
-        no_sync = forward.no_sync
+        step.distribute()
     if cfg.compile:
-        forward = torch.compile(forward, backend=cfg.compile_backend)
-
-    board = None
+        step.compile(cfg.compile_backend)
     if info.is_main:
-        write_json(out / "config.json", cfg.to_dict())
+        write_json(Path(cfg.out) / "config.json", cfg.to_dict())
         if cfg.tensorboard:
-            board = TensorBoardLog(out, purge_step=start_epoch * steps_per_epoch + 1)
-            stack.enter_context(contextlib.closing(board))
-    log(
-        f"{cfg.model} ({cfg.recipe} recipe) on {prepared}: {len(data.train)} train / {len(data.val)} val / "
-        f"{len(data.test)} test crops at {data_cfg.input_size}px; {params:,} parameters; "
-        f"{info.world_size} process(es) on {device.type}, batch {cfg.batch_size} and {cfg.num_workers()} "
-        "loader workers each" + (f", {cfg.grad_accum_steps} batches per step" if cfg.grad_accum_steps > 1 else "")
+            run.board = TensorBoardLog(Path(cfg.out), purge_step=record.epoch * run.steps_per_epoch + 1)
+            stack.enter_context(contextlib.closing(run.board))
+    data = run.data
+    run.say(
+        f"{cfg.model} ({cfg.recipe} recipe) on {data.prepared}: {len(data.train)} train / {len(data.val)} val / "
+        f"{len(data.test)} test crops at {cfg.data_config().input_size}px; {run.cost[0]:,} parameters; "
+        f"{info.world_size} process(es) on {run.settings.device.type}, batch {cfg.batch_size} and "
+        f"{run.settings.workers} loader workers each"
+        + (f", {cfg.grad_accum_steps} batches per step" if cfg.grad_accum_steps > 1 else "")
     )
+    return record
 
-    def on_step(global_step: int) -> None:
-        if global_step == fault_at:
-            dist_utils.fault_now(global_step)
 
-    eval_model = ema.module if ema is not None else model
-    for epoch in range(start_epoch, cfg.epochs):
+# --------------------------------------------------------------------------- the epoch loop
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int, loader: torch.utils.data.DataLoader) -> None:
+    """Seed every generator from (seed, epoch, rank): an epoch's augmentation and dropout do not
+    depend on what ran before it, so a resumed run repeats the uninterrupted one."""
+    s = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+    if loader.generator is not None:
+        loader.generator.manual_seed(s)
+
+
+def _train_epochs(run: Run, record: RunRecord, hooks: TrainHooks, progress: bool) -> None:
+    """Train from ``record.epoch`` to ``cfg.epochs``: after each epoch, evaluate val (which
+    selects ``best.pt``) and test (reported only), then save and say it."""
+    cfg, data, step = run.cfg, run.data, run.step
+    evaluate_split = hooks.evaluate or (lambda model, loader, split: run.evaluator(model, loader, split))
+    for epoch in range(record.epoch, cfg.epochs):
         epoch_start = time.perf_counter()
-        _seed_epoch(cfg.seed, epoch, info.rank, data.train_loader)
+        _seed_epoch(cfg.seed, epoch, run.info.rank, data.train_loader)
         data.train_sampler.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(
-            model,
-            data.train_loader,
-            loss_fn,
-            optimizer,
-            device=device,
-            forward=forward,
-            amp_dtype=amp_dtype,
-            scaler=scaler,
-            grad_clip_norm=cfg.grad_clip_norm,
-            ema=ema,
-            channels_last=channels_last,
-            data_cfg=data_cfg,
+        lr = step.optimizer.param_groups[0]["lr"]
+        log = EpochLog(
             epoch=epoch,
+            step_offset=epoch * run.steps_per_epoch,
+            every=cfg.log_every,
             progress=progress,
-            scheduler=scheduler,
-            accum_steps=cfg.grad_accum_steps,
-            mix=mix,
-            no_sync=no_sync,
-            frozen=frozen,
-            log_every=cfg.log_every,
-            step_offset=epoch * steps_per_epoch,
-            on_step=on_step if fault_at is not None else None,
-            on_log=board.train_point if board is not None else None,
+            on_step=hooks.on_step,
+            on_log=run.board.train_point if run.board is not None else None,
         )
-        dist_utils.broadcast_buffers(eval_model)  # every process evaluates rank 0's model
-        kw = dict(
-            device=device,
-            num_classes=num_classes,
-            amp_dtype=amp_dtype,
-            channels_last=channels_last,
-            data_cfg=data_cfg,
-            progress=progress,
-        )
-        va = evaluate(eval_model, data.val_loader, desc="val", **kw)
+        tr = train_one_epoch(step, data.train_loader, log)
+        dist_utils.broadcast_buffers(run.eval_model)  # every process evaluates rank 0's model
+        va = evaluate_split(run.eval_model, data.val_loader, "val")
         # a data set without a test split (an image folder without test/) reports none: NaN
-        te = evaluate(eval_model, data.test_loader, desc="test", **kw) if len(data.test) else _NO_TEST
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "train_loss": tr["loss"],
-            "train_acc1": tr["acc1"],
-            "val_loss": va.loss,
-            "val_acc1": va.acc1,
-            "val_acc5": va.acc5,
-            "test_loss": te.loss,
-            "test_acc1": te.acc1,
-            "test_acc5": te.acc5,
-            "images_per_s": tr["images_per_s"],
-            "seconds": time.perf_counter() - epoch_start,
-        }
-        history.append(row)
-        improved = va.acc1 > best["val_acc1"]  # ties keep the earlier epoch
+        te = evaluate_split(run.eval_model, data.test_loader, "test") if len(data.test) else NO_RESULT
+        row = _row(epoch, lr, tr, va, te, time.perf_counter() - epoch_start)
+        improved = va.acc1 > record.best["val_acc1"]  # ties keep the earlier epoch
+        record.epoch = epoch + 1
+        record.history.append(row)
         if improved:
-            best = {"val_acc1": va.acc1, "epoch": epoch + 1}
-        if info.is_main:
-            run = RunInfo(
-                model_name=cfg.model,
-                num_classes=num_classes,
-                classes=data.classes,
-                aux_logits=aux,
-                data_config=data_cfg,
-                config=cfg.to_dict(),
-                epoch=epoch + 1,
-                history=history,
-                best=best,
-            )
-            ckpt = checkpoint_from_training(run, model, optimizer, scheduler, scaler, ema)
-            write_checkpoint(last_path, ckpt)
-            if improved:
-                write_checkpoint(best_path, ckpt)
-            write_metrics_csv(out / "metrics.csv", history)
-            if board is not None:  # after last.pt: a resumed run never repeats an epoch's points
-                board.epoch((epoch + 1) * steps_per_epoch, row)
-        log(_epoch_line(row, cfg.epochs, improved))
+            record.best = {"val_acc1": va.acc1, "epoch": epoch + 1}
+        if run.info.is_main:
+            _save(run, record, improved, row)
+        run.say(_epoch_line(row, cfg.epochs, improved))
         dist_utils.barrier()
 
-    summary = make_summary(cfg, history, params, macs, data_cfg.input_size)
-    if info.is_main:
-        write_json(out / "summary.json", summary)
+
+def _row(epoch: int, lr: float, tr: Dict[str, float], va: EvalResult, te: EvalResult, seconds: float):
+    """The ``metrics.csv`` row of an epoch."""
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": tr["loss"],
+        "train_acc1": tr["acc1"],
+        "val_loss": va.loss,
+        "val_acc1": va.acc1,
+        "val_acc5": va.acc5,
+        "test_loss": te.loss,
+        "test_acc1": te.acc1,
+        "test_acc5": te.acc5,
+        "images_per_s": tr["images_per_s"],
+        "seconds": seconds,
+    }
+
+
+def _save(run: Run, record: RunRecord, improved: bool, row: Dict[str, float]) -> None:
+    """``last.pt`` (and ``best.pt`` on a new best), ``metrics.csv``, the epoch's TensorBoard points."""
+    out = Path(run.cfg.out)
+    state = checkpoint_state(run.cfg, run.step, run.identity, record)
+    save_checkpoint(out / "last.pt", state)
+    if improved:
+        save_checkpoint(out / "best.pt", state)
+    write_metrics_csv(out / "metrics.csv", record.history)
+    if run.board is not None:  # after last.pt: a resumed run never repeats an epoch's points
+        run.board.epoch(record.epoch * run.steps_per_epoch, row)
+
+
+def _finish(run: Run, record: RunRecord) -> Dict[str, Any]:
+    """Write and say ``summary.json``."""
+    params, macs = run.cost
+    summary = make_summary(run.cfg, record.history, params, macs, run.cfg.data_config().input_size)
+    if run.info.is_main:
+        write_json(Path(run.cfg.out) / "summary.json", summary)
         test = (
             "no test split"
             if summary["test_acc1_at_best_val"] is None
             else f"test top-1 there {summary['test_acc1_at_best_val']:.2%} (final {summary['final_test_acc1']:.2%}; "
             f"source-style best test {summary['best_test_acc1']:.2%})"
         )
-        log(f"done: best val top-1 {summary['best_val_acc1']:.2%} at epoch {summary['best_epoch']}, {test}; {out}")
+        best = f"best val top-1 {summary['best_val_acc1']:.2%} at epoch {summary['best_epoch']}"
+        run.say(f"done: {best}, {test}; {run.cfg.out}")
     return summary
-
-
-_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-_NO_TEST = EvalResult(loss=math.nan, acc1=math.nan, acc5=math.nan, images=0, confusion=torch.zeros(0, 0))
 
 
 def _epoch_line(row: Dict[str, float], epochs: int, improved: bool) -> str:

@@ -1,5 +1,5 @@
-"""Classification metrics as sums (so they add up across batches and processes exactly) and
-the per-epoch ``metrics.csv``.
+"""The per-epoch ``metrics.csv`` of a run; the classification metrics themselves (sums that add
+up across batches and processes exactly) live with the evaluator, :mod:`inception_v2.evaluation`.
 
 Accuracies are fractions in [0, 1] everywhere they leave this module.
 """
@@ -8,40 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence, Tuple
 
-import torch
-
 from inception_v2.atomic import write_text
+from inception_v2.evaluation import confusion_matrix, per_class_accuracy, topk_correct  # noqa: F401 (re-exported)
 
 # One row per epoch, in this order (docs/training.md lists the columns).
 METRICS_COLUMNS: Tuple[str, ...] = (
     "epoch", "lr", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5",
     "test_loss", "test_acc1", "test_acc5", "images_per_s", "seconds",
 )  # fmt: skip
-
-
-def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)) -> List[torch.Tensor]:
-    """Number of samples whose target is among the top-k logits, for each k (capped at the
-    number of classes), as 0-d tensors on ``logits``' device."""
-    maxk = min(max(ks), logits.shape[1])
-    top = logits.topk(maxk, dim=1).indices  # N x maxk
-    hit = top.eq(target.view(-1, 1))
-    return [hit[:, : min(k, maxk)].any(dim=1).sum() for k in ks]
-
-
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``num_classes x num_classes`` int64 counts; row = true class, column = predicted class."""
-    idx = target.to(torch.int64) * num_classes + pred.to(torch.int64)
-    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
-
-
-def per_class_accuracy(cm: torch.Tensor) -> List[float]:
-    """Recall of every class (the diagonal over the row sum); NaN for a class with no samples."""
-    totals = cm.sum(dim=1)
-    return [float(cm[i, i]) / float(totals[i]) if totals[i] > 0 else math.nan for i in range(cm.shape[0])]
 
 
 def format_row(row: Mapping[str, float]) -> Dict[str, str]:
