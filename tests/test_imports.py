@@ -16,11 +16,11 @@ PACKAGE = "inception_v2"
 LAYERS: List[List[str]] = [
     ["errors", "paths", "version", "atomic", "locking", "procs", "formats"],
     ["models"],
-    ["data", "summary"],
+    ["data", "summary", "evaluation"],
     ["deploy", "integrations"],
     ["train"],
     ["report"],
-    ["evaluation", "evaluate", "predict", "demo"],
+    ["evaluate", "predict", "demo"],
     ["", "cli", "__main__"],  # "": the package's own __init__, a facade over the layers below
 ]
 
