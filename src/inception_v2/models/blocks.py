@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inception_v2.models.layers import ConvBNReLU
+from inception_v2.models.pooling import PoolBranch, ProjectedPoolBranch
 
 
 class InceptionRow(NamedTuple):
@@ -91,9 +92,12 @@ class _Concat(nn.Module):
 
 
 def _pool_branch(row: InceptionRow, in_channels: int, count_include_pad: bool) -> nn.Sequential:
+    """The stride-1 pool branch; how it is computed is chosen at run time
+    (:func:`inception_v2.models.pooling.set_pool_impl`), its modules are those of
+    ``nn.Sequential(pool, ConvBNReLU)``."""
     if row.proj == 0:
-        return nn.Sequential(_pool(row.pool, 1, count_include_pad))
-    return nn.Sequential(_pool(row.pool, 1, count_include_pad), ConvBNReLU(in_channels, row.proj, 1))
+        return PoolBranch(_pool(row.pool, 1, count_include_pad))
+    return ProjectedPoolBranch(_pool(row.pool, 1, count_include_pad), ConvBNReLU(in_channels, row.proj, 1))
 
 
 class Inception3x3(_Concat):
