@@ -114,3 +114,48 @@ def test_packed_loader_over_a_prepared_store(store, request):
     )
     worst, share = resampling_difference(levels(x, CFG), expected)
     assert worst <= MAX_LEVELS and share <= MAX_SHARE
+
+
+def test_training_with_device_augment_and_the_speed_options(prepared_sample, tmp_path):
+    """A run with the whole training transform on the device (the CPU here), a fused
+    optimizer and another pool formulation trains and records the options."""
+    from inception_v2.train import fit, load_checkpoint
+    from tests.train.helpers import quiet, tiny_config
+
+    out = tmp_path / "run"
+    cfg = tiny_config(
+        prepared_sample, out, epochs=1, device_augment=True, fused_optimizer=True, pool_impl="project_first+contiguous"
+    )
+    fit(cfg, log=quiet, progress=False)
+    state = load_checkpoint(out / "last.pt")
+    assert state["config"]["device_augment"] is True and state["config"]["pool_impl"] == "project_first+contiguous"
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"device_augment": True, "random_erasing": 0.5}, "device_augment"),
+        ({"device_augment": True, "auto_augment": "randaugment"}, "device_augment"),
+        ({"fused_optimizer": True, "optimizer": "rmsprop-tf"}, "fused_optimizer"),
+        ({"pool_impl": "fast"}, "pool_impl"),
+        ({"compile_mode": "turbo"}, "compile_mode"),
+    ],
+)
+def test_speed_options_are_checked(overrides, message, tmp_path):
+    from inception_v2.errors import UsageError
+    from inception_v2.train.config import TrainConfig
+
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(model="googlenet_bn", data=str(tmp_path), out=str(tmp_path / "o"), **overrides)
+
+
+def test_fused_optimizer_option_builds_fused_kernels():
+    from torch import nn
+
+    from inception_v2.train.config import TrainConfig
+    from inception_v2.train.optim import build_optimizer
+
+    for optimizer in ("adam", "adamw", "sgd"):
+        cfg = TrainConfig(model="googlenet_bn", data="d", out="o", optimizer=optimizer, fused_optimizer=True)
+        assert build_optimizer(nn.Linear(3, 2), cfg).defaults["fused"] is True

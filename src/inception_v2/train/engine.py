@@ -30,6 +30,7 @@ from inception_v2.data.transforms import batch_mix
 from inception_v2.errors import CheckFailedError, LockedError, UsageError
 from inception_v2.locking import exclusive
 from inception_v2.models import DataConfig, ModelOutput, create_model
+from inception_v2.models.pooling import set_pool_impl
 from inception_v2.summary import count_macs, count_params
 from inception_v2.train import distributed as dist_utils
 from inception_v2.train.board import TensorBoardLog, summary_writer_class
@@ -43,6 +44,7 @@ from inception_v2.train.checkpoint import (
 )
 from inception_v2.train.config import TrainConfig, changed_fields, flag_name
 from inception_v2.train.data import build_data, resolve_prepared
+from inception_v2.train.device_augment import PackedImages, augment_batch
 from inception_v2.train.finetune import freeze_features
 from inception_v2.train.losses import InceptionLoss
 from inception_v2.train.metrics import confusion_matrix, per_class_accuracy, topk_correct, write_metrics_csv
@@ -65,6 +67,8 @@ def _to_device(
     channels_last: bool,
     data_cfg: Optional[DataConfig] = None,
 ):
+    if isinstance(x, PackedImages):  # --device-augment: the whole training transform runs here
+        return augment_batch(x, data_cfg, device, channels_last), y.to(device, non_blocking=True)
     x = x.to(device, non_blocking=True)
     if x.dtype == torch.uint8:
         # The loader workers hand over uint8 crops (a quarter of the bytes, a third of the work);
@@ -453,6 +457,7 @@ def _fit(
         device,
         auto_augment=cfg.auto_augment,
         random_erasing=cfg.random_erasing,
+        device_augment=cfg.device_augment,
     )
     num_classes = len(data.classes)
     steps_per_epoch = len(data.train_loader) // cfg.grad_accum_steps
@@ -484,6 +489,7 @@ def _fit(
     if cfg.sync_bn and info.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
+    set_pool_impl(model, cfg.pool_impl)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     params, macs = count_params(model), count_macs(model, data_cfg.input_size)
@@ -510,7 +516,8 @@ def _fit(
         forward = DistributedDataParallel(forward, device_ids=[device] if use_cuda else None)
         no_sync = forward.no_sync
     if cfg.compile:
-        forward = torch.compile(forward, backend=cfg.compile_backend)
+        mode = None if cfg.compile_mode == "default" else cfg.compile_mode
+        forward = torch.compile(forward, backend=cfg.compile_backend, mode=mode)
 
     board = None
     if info.is_main:
