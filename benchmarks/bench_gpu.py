@@ -438,6 +438,46 @@ def bench_pools(name: str, config_name: str, args: argparse.Namespace, device: t
     return {"model": name, "config": config_name, "image_size": size, "images_per_s": median, "rounds": rounds}
 
 
+# The stride-1 pools of inception_v2 at 299 (kind, channels, grid): the 35x35, 17x17 and 8x8
+# average-pool branches and the max-pool branch of module 2b.
+POOL_OPS = (("avg", 288, 35), ("avg", 768, 17), ("avg", 1280, 8), ("max", 1280, 8))
+
+
+def bench_pool_ops(config_name: str, args: argparse.Namespace, device: torch.device, log) -> Dict[str, float]:
+    """Forward + backward of each pool of :data:`POOL_OPS` alone, at ``args.batch_size``, in the
+    configuration's type and layout: PyTorch's kernel (``native``), on a channels-first copy
+    (``contiguous``) and, for averages, as a depthwise convolution of ones (``depthwise``).
+    Microseconds per call, the median of 3 rounds of ``args.pool_steps`` calls."""
+    from torch.nn import AvgPool2d, MaxPool2d
+
+    from inception_v2.models.pooling import PoolBranch
+
+    config = CONFIGS[config_name]
+    dtype = torch.bfloat16 if config["amp"] else torch.float32
+    fmt = torch.channels_last if config["channels_last"] else torch.contiguous_format
+    results: Dict[str, float] = {}
+    for kind, channels, grid in POOL_OPS:
+        x = torch.randn(args.batch_size, channels, grid, grid, device=device, dtype=dtype).contiguous(memory_format=fmt)
+        x.requires_grad_(True)
+        g = torch.randn_like(x)
+        impls = ["native", "contiguous"] + (["depthwise"] if kind == "avg" else [])
+        for impl in impls:
+            branch = PoolBranch(AvgPool2d(3, 1, 1, count_include_pad=False) if kind == "avg" else MaxPool2d(3, 1, 1))
+            branch.impl = impl
+            times = []
+            for _ in range(3):
+                sync(device)
+                start = time.perf_counter()
+                for _ in range(args.pool_steps):
+                    branch(x).backward(g)
+                sync(device)
+                times.append((time.perf_counter() - start) / args.pool_steps * 1e6)
+            key = f"{kind} {channels}x{grid}x{grid} {impl}"
+            results[key] = float(np.median(times))
+            log(f"  pool op {config_name} {key}: {results[key]:,.0f} us forward + backward")
+    return results
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["inception_v2", "googlenet_bn"], choices=list_models())
@@ -509,11 +549,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     def save() -> None:  # after every row: a run cut short keeps what it measured
         if args.json:
             report = {"device": where, "torch": torch.__version__, "avg_pool_backward_broken": broken}
-            args.json.write_text(json.dumps({**report, "pools": pool_rows, "rows": rows}, indent=2))
+            report.update(pool_ops=pool_ops, pools=pool_rows, rows=rows)
+            args.json.write_text(json.dumps(report, indent=2))
 
+    pool_ops: Dict[str, Dict[str, float]] = {}
     if args.pools or args.pools_only:
-        for name in args.models:
-            for config_name in [c for c in args.configs if not CONFIGS[c]["compile"]]:
+        for config_name in [c for c in args.configs if not CONFIGS[c]["compile"]]:
+            pool_ops[config_name] = bench_pool_ops(config_name, args, device, log)
+            for name in args.models:
                 pool_rows.append(bench_pools(name, config_name, args, device, log))
                 save()
     if args.pools_only:
