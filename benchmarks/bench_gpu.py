@@ -2,7 +2,14 @@
 for the 100-epoch VOC07+12 experiment, in one run on synthetic data.
 
     python benchmarks/bench_gpu.py [--models inception_v2 googlenet_bn] [--batch-size 128]
-        [--configs fp32 bf16-cl bf16-cl-compile] [--steps 30] [--warmup 10] [--workers N]
+        [--configs fp32 bf16-cl bf16-cl-native bf16-cl-fused bf16-cl-compile ...] [--steps 30]
+        [--warmup 10] [--workers N] [--loaders float uint8 device device-jpeg]
+        [--pools | --pools-only] [--pool-impls ...] [--json FILE] [--profile N]
+
+``--pools`` first measures every pool formulation (docs/training.md, "GPU") side by side:
+each stride-1 pool alone, then the whole forward + backward, in interleaved rounds. Every row
+also gives the achieved TFLOP/s of the step and its share of the device's dense bf16 peak, and
+the run starts with the probe of the channels-last ``avg_pool2d`` backward bug.
 
 On a machine without CUDA it prints "CUDA not available, nothing measured" and exits with
 status 0. ``--device cpu`` runs the same code on the CPU (a smoke test of the script with
