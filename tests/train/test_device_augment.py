@@ -159,3 +159,20 @@ def test_fused_optimizer_option_builds_fused_kernels():
     for optimizer in ("adam", "adamw", "sgd"):
         cfg = TrainConfig(model="googlenet_bn", data="d", out="o", optimizer=optimizer, fused_optimizer=True)
         assert build_optimizer(nn.Linear(3, 2), cfg).defaults["fused"] is True
+
+
+def test_compile_mode_reaches_torch_compile(prepared_sample, tmp_path, monkeypatch):
+    from inception_v2.train import fit
+    from tests.train.helpers import quiet, tiny_config
+
+    seen = []
+
+    def spy(module, **kwargs):
+        seen.append(kwargs)
+        return module  # not compiled: only the arguments matter here
+
+    monkeypatch.setattr(torch, "compile", spy)
+    mode = "max-autotune-no-cudagraphs"
+    cfg = tiny_config(prepared_sample, tmp_path / "run", epochs=1, compile=True, compile_mode=mode)
+    fit(cfg, log=quiet, progress=False)
+    assert seen == [{"backend": "inductor", "mode": mode}]

@@ -516,8 +516,8 @@ def _fit(
         forward = DistributedDataParallel(forward, device_ids=[device] if use_cuda else None)
         no_sync = forward.no_sync
     if cfg.compile:
-        mode = None if cfg.compile_mode == "default" else cfg.compile_mode
-        forward = torch.compile(forward, backend=cfg.compile_backend, mode=mode)
+        mode = {} if cfg.compile_mode == "default" else {"mode": cfg.compile_mode}
+        forward = torch.compile(forward, backend=cfg.compile_backend, **mode)
 
     board = None
     if info.is_main:
