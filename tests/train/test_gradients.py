@@ -159,17 +159,20 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @pytest.fixture
 def cuda_float32():
-    """Full float32 on CUDA (no TF32), cudnn.benchmark off; the settings restored after."""
-    saved = (
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-        torch.backends.cudnn.benchmark,
+    """Full float32 on CUDA (no TF32), deterministic cuDNN algorithms chosen by heuristics (no
+    benchmark); the settings restored after."""
+    flags = (
+        (torch.backends.cuda.matmul, "allow_tf32", False),
+        (torch.backends.cudnn, "allow_tf32", False),
+        (torch.backends.cudnn, "benchmark", False),
+        (torch.backends.cudnn, "deterministic", True),
     )
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = False
+    saved = [getattr(owner, name) for owner, name, _ in flags]
+    for owner, name, value in flags:
+        setattr(owner, name, value)
     yield
-    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) = saved
+    for (owner, name, _), value in zip(flags, saved):
+        setattr(owner, name, value)
 
 
 @pytest.mark.gpu
