@@ -1,44 +1,54 @@
 #!/usr/bin/env bash
-# One-shot GPU check: everything the CUDA code path needs verified, in one go, on a machine that
-# has PyTorch and a GPU but nothing of this project installed (the source tree runs through
-# PYTHONPATH=src; nothing is installed, nothing is downloaded).
+# One-shot GPU check: everything the CUDA code path needs verified and measured, in one go, on a
+# machine that has PyTorch and a GPU but nothing of this project installed (the source tree runs
+# through PYTHONPATH=src; nothing is installed, nothing is downloaded).
 #
-#   benchmarks/gpu_check.sh [OUT_DIR] [--budget SECONDS] [--work DIR] [--dry-run]
+#   benchmarks/gpu_check.sh [OUT_DIR] [--budget SECONDS] [--work DIR] [--with-compile] [--dry-run]
 #
-# Steps, in order of importance, each bounded by what is left of the budget (default 470 s,
-# under 8 minutes in all):
-#   1. pytest -m 'gpu and not slow'      the GPU tests (bf16, channels_last, fp16, resume, grad
-#                                        checkpointing, fine-tuning, evaluation, export on CUDA;
-#                                        the minutes-long inductor compiles are slow-marked: step 5
-#                                        compiles the real training step instead)
-#   2. make-sample + prepare             the built-in synthetic sample (160 images)
-#   3. train at 299 with the CUDA        inception_v2, 1 epoch: bf16 autocast + channels_last +
-#      defaults                          cudnn.benchmark
-#   4. bench_gpu.py                      training images/s (data loading included and excluded)
-#                                        and eval images/s: inception_v2 at 299, googlenet_bn at
-#                                        224, batch 128, plus where the GPU time goes (profile)
-#   5. train at 299 with --compile       the same run as 3, torch.compile'd
-#   6. bench_memory.py                   peak GPU memory of a training step at batch 32, with and
-#                                        without gradient checkpointing
+# Steps, correctness first, each bounded by what is left of the budget (default 470 s, under 8
+# minutes in all):
+#   1. pool_probe.py                     the PyTorch build, and whether its channels-last
+#                                        avg_pool2d backward is broken (a behaviour probe)
+#   2. pytest -m gpu on test_gradients   every model's training-step gradients on CUDA
+#      and test_pooling                  (channels_last, float32, TF32 off) against float64 on
+#                                        the CPU; every pooling configuration, raw and as the
+#                                        models compute it
+#   3. bench_gpu.py --pools-only         inception_v2 at 299, bf16 + channels_last: every pool
+#                                        formulation side by side, forward + backward
+#   4. bench_gpu.py                      training images/s without data and with the loaders
+#                                        (uint8 crops, the on-device transform from raw and from
+#                                        JPEG bytes), TFLOP/s and share of the bf16 peak, eval
+#                                        images/s: inception_v2 at 299 and googlenet_bn at 224,
+#                                        batch 128, the default and the fused optimizer
+#   5. make-sample + prepare             the built-in synthetic sample (160 images)
+#   6. train at 299, --device-augment    inception_v2, 1 epoch, the CUDA defaults
+#   7. pytest -m 'gpu and not slow'      the other GPU tests (bf16, fp16, resume, checkpointing,
+#                                        fine-tuning, evaluation, export on CUDA)
+#   8. bench_memory.py                   peak GPU memory with and without grad checkpointing
+# --with-compile adds, before step 7, the compiled candidates (minutes of inductor compiles):
+# bench_gpu.py with torch.compile (default mode and max-autotune-no-cudagraphs) and a training
+# run with --compile.
 # OUT_DIR (default gpu-check-out) receives gpu_check.log (everything printed), gpu_check.json
-# (every step's command, exit status and seconds, the benchmark figures) and the step outputs;
-# the sample, prepared data and training runs go to --work (default OUT_DIR/work).
-# --dry-run prints the commands without running anything. Exit status: 0 when every step
-# passed, 1 otherwise.
+# (every step's command, exit status and seconds, the probe, the test counts, the benchmark
+# figures) and the step outputs; the sample, prepared data and training runs go to --work
+# (default OUT_DIR/work). --dry-run prints the commands without running anything. Exit status:
+# 0 when every step passed, 1 otherwise.
 set -u -o pipefail
 
 OUT=gpu-check-out
 WORK=
 BUDGET=470
 DRY=0
+COMPILE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
+    --with-compile) COMPILE=1 ;;
     --budget) shift; BUDGET=${1:?--budget needs a number of seconds} ;;
     --budget=*) BUDGET=${1#--budget=} ;;
     --work) shift; WORK=${1:?--work needs a folder} ;;
     --work=*) WORK=${1#--work=} ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) OUT=$1 ;;
   esac
@@ -53,17 +63,29 @@ STEPS="$OUT/steps.tsv"
 LOG="$OUT/gpu_check.log"
 export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
+BENCH="$PY $REPO/benchmarks/bench_gpu.py"
+TRAIN="$PY -m inception_v2 train --model inception_v2 --data $WORK/prepared --epochs 1 --batch-size 64 --workers 8 --no-progress"
 # name | minimum seconds worth starting it with | command
 STEP_LIST=(
-  "gpu-tests|60|$PY -m pytest -m 'gpu and not slow' -q -p no:cacheprovider --junitxml=$OUT/pytest-gpu.xml $REPO/tests"
+  "probe|10|$PY $REPO/benchmarks/pool_probe.py --json $OUT/probe.json"
+  "gradient-tests|40|$PY -m pytest -m gpu -q -p no:cacheprovider --junitxml=$OUT/pytest-gradients.xml $REPO/tests/train/test_gradients.py $REPO/tests/models/test_pooling.py"
+  "bench-pools|40|$BENCH --models inception_v2 --configs bf16-cl --pools-only --pool-rounds 3 --pool-steps 10 --warmup 5 --json $OUT/bench_pools.json"
+  "bench-gpu|90|$BENCH --models inception_v2 googlenet_bn --configs bf16-cl bf16-cl-fused --loaders uint8 device device-jpeg --steps 20 --warmup 8 --workers 8 --json $OUT/bench_gpu.json"
   "sample|20|$PY -m inception_v2 make-sample $WORK/sample --images 160 && $PY -m inception_v2 prepare --voc-root $WORK/sample --out $WORK/prepared --val-fraction 0.1 --workers 8"
-  "train-299|30|$PY -m inception_v2 train --model inception_v2 --data $WORK/prepared --out $WORK/runs/train-299 --epochs 1 --batch-size 64 --workers 8 --no-progress"
-  "bench-gpu|60|$PY $REPO/benchmarks/bench_gpu.py --models inception_v2 googlenet_bn --configs bf16-cl --loaders uint8 --steps 20 --warmup 8 --profile 2 --json $OUT/bench_gpu.json"
-  "train-299-compile|90|$PY -m inception_v2 train --model inception_v2 --data $WORK/prepared --out $WORK/runs/train-299-compile --epochs 1 --batch-size 64 --workers 8 --compile --no-progress"
+  "train-299|30|$TRAIN --out $WORK/runs/train-299 --device-augment"
+)
+if [ "$COMPILE" = 1 ]; then
+  STEP_LIST+=(
+    "bench-compile|150|$BENCH --models inception_v2 --configs bf16-cl-compile bf16-cl-compile-mant --loaders device --steps 20 --warmup 8 --workers 8 --json $OUT/bench_compile.json"
+    "train-299-compile|90|$TRAIN --out $WORK/runs/train-299-compile --device-augment --compile"
+  )
+fi
+STEP_LIST+=(
+  "gpu-tests|60|$PY -m pytest -m 'gpu and not slow' -q -p no:cacheprovider --junitxml=$OUT/pytest-gpu.xml --ignore=$REPO/tests/train/test_gradients.py --ignore=$REPO/tests/models/test_pooling.py $REPO/tests"
   "bench-memory|25|$PY $REPO/benchmarks/bench_memory.py --device cuda --models inception_v2 googlenet_bn"
 )
 if [ "$DRY" = 1 ]; then
-  echo "# gpu_check.sh: budget ${BUDGET}s, output in $OUT; the commands it would run:"
+  echo "# gpu_check.sh: budget ${BUDGET}s, output in $OUT$([ $COMPILE = 1 ] && echo ', with the compiled candidates'); the commands it would run:"
   for entry in "${STEP_LIST[@]}"; do
     IFS='|' read -r name min cmd <<<"$entry"
     echo "[$name] (needs >= ${min}s) $cmd"

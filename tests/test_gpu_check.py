@@ -22,19 +22,36 @@ def test_syntax():
 def test_dry_run_prints_every_step_and_runs_nothing(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(["bash", str(SCRIPT), str(out), "--dry-run"], capture_output=True, text=True, check=True)
-    for step in (
-        "[gpu-tests]",
+    steps = [line.split("]")[0] + "]" for line in r.stdout.splitlines() if line.startswith("[")]
+    # correctness first: the probe, then the gradient and pooling tests, then the measurements
+    assert steps == [
+        "[probe]",
+        "[gradient-tests]",
+        "[bench-pools]",
+        "[bench-gpu]",
         "[sample]",
         "[train-299]",
-        "[bench-gpu]",
+        "[gpu-tests]",
         "[bench-memory]",
-        "[train-299-compile]",
         "[summary]",
-    ):
-        assert step in r.stdout
-    assert "pytest -m 'gpu and not slow'" in r.stdout and "--compile" in r.stdout and "bench_gpu.py" in r.stdout
-    assert "googlenet_bn" in r.stdout and "--batch-size" in r.stdout
+    ]
+    assert "pool_probe.py" in r.stdout and "test_gradients.py" in r.stdout and "test_pooling.py" in r.stdout
+    assert "pytest -m 'gpu and not slow'" in r.stdout and "bench_gpu.py" in r.stdout and "--pools-only" in r.stdout
+    assert "googlenet_bn" in r.stdout and "--batch-size" in r.stdout and "--device-augment" in r.stdout
+    assert "--compile" not in r.stdout  # the minutes-long compiles only with --with-compile
     assert not out.exists()
+
+
+def test_with_compile_adds_the_compiled_candidates_before_the_other_tests(tmp_path):
+    r = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path / "o"), "--dry-run", "--with-compile"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    steps = [line.split("]")[0] + "]" for line in r.stdout.splitlines() if line.startswith("[")]
+    assert steps.index("[bench-compile]") < steps.index("[train-299-compile]") < steps.index("[gpu-tests]")
+    assert "bf16-cl-compile-mant" in r.stdout and "--compile" in r.stdout
 
 
 def test_bad_option_is_refused(tmp_path):
@@ -60,6 +77,11 @@ def test_summary_reads_what_the_steps_left(tmp_path):
         "experiment_minutes": 34.4,
     }
     (tmp_path / "bench_gpu.json").write_text(json.dumps({"rows": [row]}))
+    probe = {"torch": "2.11.0+cu130", "cuda": "13.0", "devices": {"cuda": "H200"}}
+    (tmp_path / "probe.json").write_text(json.dumps({**probe, "avg_pool_backward_broken": {"cuda": True}}))
+    pools = {"model": "inception_v2", "config": "bf16-cl", "image_size": 299}
+    pools["images_per_s"] = {"native": 2000.0, "project_first+depthwise": 2600.0}
+    (tmp_path / "bench_pools.json").write_text(json.dumps({"pools": [pools]}))
     r = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "gpu_check_summary.py"), str(tmp_path)],
         capture_output=True,
@@ -71,3 +93,6 @@ def test_summary_reads_what_the_steps_left(tmp_path):
     assert s["gpu_tests"]["failures"] == 1 and s["gpu_tests"]["failed"] == ["tests.train.test_gpu::test_b"]
     assert s["bench_gpu"]["rows"][0]["eval_ips"] == 7993.0
     assert "2,417 img/s without data" in r.stdout and "1 failed" in r.stdout
+    assert s["probe"]["avg_pool_backward_broken"] == {"cuda": True}
+    assert "avg_pool2d backward on cuda: BROKEN" in r.stdout
+    assert "project_first+depthwise 2,600 (1.30x)" in r.stdout

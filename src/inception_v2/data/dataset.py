@@ -169,6 +169,7 @@ def make_loader(
     pin_memory: Optional[bool] = None,
     persistent_workers: Optional[bool] = None,
     seed: Optional[int] = None,
+    collate_fn: Optional[Callable] = None,
 ) -> DataLoader:
     """A DataLoader with the project's defaults.
 
@@ -197,4 +198,5 @@ def make_loader(
         persistent_workers=workers > 0 if persistent_workers is None else persistent_workers,
         generator=generator,
         worker_init_fn=WorkerInit() if workers > 0 else None,  # workers die with this process
+        collate_fn=collate_fn,
     )

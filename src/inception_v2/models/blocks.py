@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inception_v2.models.layers import ConvBNReLU, ConvLayer
+from inception_v2.models.pooling import PoolBranch, ProjectedPoolBranch
 
 
 class InceptionRow(NamedTuple):
@@ -98,9 +99,11 @@ def pool_branch(row: InceptionRow, in_channels: int, options: BlockOptions) -> n
     through (in ceil mode when the model says so)."""
     if row.stride == 2:
         return CeilModeMaxPool() if options.ceil_mode else _pool(row.pool, 2)
+    # how the pool is computed is chosen at run time (inception_v2.models.pooling.set_pool_impl);
+    # the modules are those of nn.Sequential(pool[, conv]), so the state dict is unchanged
     if row.proj == 0:
-        return nn.Sequential(_pool(row.pool, 1, options.count_include_pad))
-    return nn.Sequential(_pool(row.pool, 1, options.count_include_pad), options.conv(in_channels, row.proj, 1))
+        return PoolBranch(_pool(row.pool, 1, options.count_include_pad))
+    return ProjectedPoolBranch(_pool(row.pool, 1, options.count_include_pad), options.conv(in_channels, row.proj, 1))
 
 
 class _Concat(nn.Module):

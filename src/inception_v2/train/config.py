@@ -42,6 +42,7 @@ import torch
 
 from inception_v2.errors import UsageError
 from inception_v2.models import get_data_config, list_models
+from inception_v2.models.pooling import DEFAULT_POOL_IMPL, POOL_IMPLS
 from inception_v2.procs import usable_cpus
 
 MAX_SEED = 2**32 - 1  # the range every generator a run seeds accepts (NumPy's legacy seed is 32-bit)
@@ -50,6 +51,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop-tf")
 LR_SCHEDULES = ("step", "exponential", "cosine")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment", "autoaugment")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Spellings written by earlier versions, still read (config.json files, checkpoints).
 ALIASES: Dict[str, Dict[str, str]] = {
     "optimizer": {"rmsprop_tf": "rmsprop-tf"},
@@ -62,6 +64,7 @@ ALIASES: Dict[str, Dict[str, str]] = {
 RESUMABLE_CHANGES = (
     "data", "out", "cache_dir", "pretrained", "epochs", "workers", "device", "amp", "amp_dtype",
     "channels_last", "compile", "compile_backend", "tensorboard", "log_every",
+    "pool_impl", "device_augment", "fused_optimizer", "compile_mode",
 )  # fmt: skip
 
 # Each recipe lists where it differs from TrainConfig's field defaults (which are the blog recipe).
@@ -219,6 +222,24 @@ class TrainConfig:
         "hardware",
         "torch.compile backend (inductor; aot_eager compiles fast and checks the graph capture only)",
     )
+    compile_mode: str = _opt(
+        "default",
+        "hardware",
+        "torch.compile mode (max-autotune-no-cudagraphs tunes kernels without CUDA graphs)",
+        choices=COMPILE_MODES,
+    )
+    pool_impl: str = _opt(
+        DEFAULT_POOL_IMPL,
+        "hardware",
+        "how the pool branches are computed (the same network and weights; docs/training.md, GPU)",
+        choices=POOL_IMPLS,
+    )
+    fused_optimizer: bool = _opt(False, "hardware", "fused optimizer kernels (adam, adamw, sgd; CUDA)")
+    device_augment: bool = _opt(
+        False,
+        "hardware",
+        "resize, crop, flip and normalize the training images on the device in batches (JPEGs decoded there)",
+    )
     sync_bn: bool = _opt(False, "hardware", "SyncBatchNorm under DDP (CUDA)")
     # logging
     tensorboard: bool = _opt(
@@ -291,6 +312,10 @@ class TrainConfig:
             "must be auto, cpu, cuda or cuda:N",
         )
         must(bool(self.compile_backend), "compile_backend", "must be given")
+        if self.fused_optimizer and self.optimizer == "rmsprop-tf":
+            raise bad("fused_optimizer", "applies to adam, adamw and sgd (rmsprop-tf runs as foreach kernels)")
+        if self.device_augment and (self.auto_augment != "none" or self.random_erasing > 0):
+            raise bad("device_augment", "does not run auto_augment or random_erasing: turn those off, or the option")
         must(self.log_every >= 1, "log_every", "must be >= 1")
         cfg = get_data_config(self.model)
         if self.image_size is not None and self.image_size < cfg.min_input_size:

@@ -29,6 +29,7 @@ from inception_v2.data.prepare import SCRATCH, BadSourceFileError, check_out_out
 from inception_v2.data.voc import find_devkit
 from inception_v2.errors import LockedError, UsageError
 from inception_v2.models import DataConfig
+from inception_v2.train.device_augment import PackedSource, collate
 from inception_v2.train.distributed import DistInfo, ShardSampler, run_on_main
 
 logger = logging.getLogger(__name__)
@@ -165,10 +166,13 @@ def build_data(
     device: torch.device,
     auto_augment: str = "none",
     random_erasing: float = 0.0,
+    device_augment: bool = False,
 ) -> RunData:
     """Datasets and loaders of the three splits; :class:`UsageError` for an empty train or val
     split or a train split smaller than one global batch (the test split may be empty).
-    ``auto_augment`` and ``random_erasing``: see :func:`~inception_v2.data.train_transform`."""
+    ``auto_augment`` and ``random_erasing``: see :func:`~inception_v2.data.train_transform`.
+    ``device_augment``: the train loader hands packed stored images and their random draws
+    (:mod:`inception_v2.train.device_augment`); the engine transforms them on the device."""
     # uint8 out of the workers; the engine normalizes on the device (inception_v2.data.normalize)
     train_tf = train_transform(data_cfg, normalize=False, auto_augment=auto_augment, random_erasing=random_erasing)
     train = PreparedDataset(prepared, "train", train_tf)
@@ -191,7 +195,7 @@ def build_data(
     # Workers restart every epoch (persistent_workers=False) so that their random streams,
     # seeded from the loader's generator, depend only on (seed, epoch): resuming is exact.
     train_loader = make_loader(
-        train,
+        PackedSource(train, data_cfg) if device_augment else train,
         batch_size,
         shuffle=False,
         workers=workers,
@@ -200,6 +204,7 @@ def build_data(
         pin_memory=pin,
         persistent_workers=False,
         seed=seed,
+        collate_fn=collate if device_augment else None,
     )
 
     def eval_loader(ds: PreparedDataset) -> DataLoader:

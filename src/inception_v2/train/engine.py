@@ -28,6 +28,7 @@ from inception_v2.errors import LockedError, UsageError
 from inception_v2.evaluation import NO_RESULT, EvalResult, Evaluator, evaluate  # noqa: F401 (evaluate re-exported)
 from inception_v2.locking import exclusive
 from inception_v2.models import create_model
+from inception_v2.models.pooling import set_pool_impl
 from inception_v2.summary import count_macs, count_params
 from inception_v2.train import distributed as dist_utils
 from inception_v2.train.board import TensorBoardLog, summary_writer_class
@@ -182,6 +183,7 @@ def _set_up(
         device,
         auto_augment=cfg.auto_augment,
         random_erasing=cfg.random_erasing,
+        device_augment=cfg.device_augment,
     )
     identity = data_identity(prepared, data.classes)
     if point is not None:
@@ -241,6 +243,7 @@ def _build_model(
     if cfg.sync_bn and info.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(settings.device)
+    set_pool_impl(model, cfg.pool_impl)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
     return model, frozen
@@ -263,7 +266,7 @@ def _start(run: Run, point: Optional[ResumePoint], stack: contextlib.ExitStack) 
     if info.is_distributed:
         step.distribute()
     if cfg.compile:
-        step.compile(cfg.compile_backend)
+        step.compile(cfg.compile_backend, cfg.compile_mode)
     if info.is_main:
         write_json(Path(cfg.out) / "config.json", cfg.to_dict())
         if cfg.tensorboard:

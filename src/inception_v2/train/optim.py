@@ -152,12 +152,16 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     """``cfg.optimizer`` over :func:`param_groups` (``momentum`` is Adam's beta1)."""
     groups = param_groups(model, cfg)
     wd = cfg.weight_decay
+    # fused: one kernel for the whole update (``fused_optimizer``); None keeps torch's choice
+    fused = True if getattr(cfg, "fused_optimizer", False) else None
     if cfg.optimizer == "adam":  # weight decay added to the gradient (L2)
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=wd)
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=wd, fused=fused)
     if cfg.optimizer == "adamw":  # decoupled weight decay
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=wd)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=wd, fused=fused)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=wd)
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=wd, fused=fused
+        )
     if cfg.optimizer == "rmsprop-tf":
         return RMSpropTF(groups, lr=cfg.lr, decay=0.9, eps=1.0, momentum=cfg.momentum, weight_decay=wd)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")  # TrainConfig rejects it first

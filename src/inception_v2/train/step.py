@@ -26,6 +26,7 @@ from inception_v2.evaluation import autocast, place_batch, topk_correct
 from inception_v2.models import DataConfig, ModelOutput
 from inception_v2.train import distributed as dist_utils
 from inception_v2.train.config import DeviceSettings
+from inception_v2.train.device_augment import PackedImages, augment_batch
 
 CHECK_EVERY = 20  # default steps between loss checks (a host sync) and progress-bar refreshes (--log-every)
 
@@ -97,8 +98,11 @@ class TrainStep:
         self.forward = DistributedDataParallel(self.forward, device_ids=[self.settings.device] if cuda else None)
         self.no_sync = self.forward.no_sync
 
-    def compile(self, backend: str) -> None:
-        self.forward = torch.compile(self.forward, backend=backend)
+    def compile(self, backend: str, mode: str = "default") -> None:
+        """``torch.compile`` the training forward and losses' input (``mode`` other than
+        ``default``, e.g. ``max-autotune-no-cudagraphs``, is passed on)."""
+        extra = {} if mode == "default" else {"mode": mode}
+        self.forward = torch.compile(self.forward, backend=backend, **extra)
 
     # -- the step
 
@@ -116,7 +120,10 @@ class TrainStep:
         labels on the device."""
         s, accum = self.settings, self.options.accum_steps
         mix = self.options.mix
-        x, y = place_batch(x, y, s.device, s.channels_last and mix is None, self.options.data_cfg)
+        if isinstance(x, PackedImages):  # --device-augment: the whole training transform runs here
+            x, y = augment_batch(x, self.options.data_cfg, s.device, s.channels_last and mix is None), y.to(s.device)
+        else:
+            x, y = place_batch(x, y, s.device, s.channels_last and mix is None, self.options.data_cfg)
         target = y
         if mix is not None:
             x, target = mix(x, y)  # after normalization: mixing uint8 pixels would round them
