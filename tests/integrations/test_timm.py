@@ -114,15 +114,16 @@ def test_pooled_features_and_pools(name):
         torch.testing.assert_close(model(x), features)
 
 
-def test_reset_classifier_keeps_the_pool_unless_told_and_refuses_no_pool_with_classes():
+def test_reset_classifier_keeps_the_pool_unless_told_and_needs_one_with_classes():
     model = create_model("googlenet_bn", num_classes=3, global_pool="max")
-    model.reset_classifier(5)
+    model.eval().reset_classifier(5)
     assert model.global_pool.pool_type == "max" and model.fc.out_features == 5
+    assert not any(m.training for m in model.modules())  # new parts in the model's mode
     with pytest.raises(ValueError, match="needs num_classes=0"):
         model.reset_classifier(5, "")
     model.reset_classifier(0, "")
-    with pytest.raises(ValueError, match="needs num_classes=0"):
-        model.reset_classifier(5)  # keeps "" by default
+    model.reset_classifier(5)  # a classifier after no pooling: the papers' average pool
+    assert model.global_pool.pool_type == "avg"
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -166,9 +166,9 @@ class StagedClassifier(nn.Module):
         self.min_input_size = data_config.min_input_size
         self.arch_options: Dict[str, Any] = dict(options.arch_options)
         self.grad_checkpointing = False
-        self.release: Dict[str, str] = {}  # tag, url, license of published weights loaded into it
-        self._pretrained_cfg: Optional[Dict[str, Any]] = None
-        self._pool_sizes: Dict[int, int] = {}
+        self.release = {}  # tag, url, license of published weights loaded into it (create_model)
+        self._pretrained_cfg = None  # a dict assigned to pretrained_cfg
+        self._pool_sizes = {}  # input side -> side of the last feature map
         if options.input_space is None:
             self.input_transform: nn.Module = nn.Identity()
         else:
@@ -252,11 +252,14 @@ class StagedClassifier(nn.Module):
         initialized with ``num_classes`` outputs (fine-tuning on another label set), on the
         model's device and dtype. ``num_classes=0`` removes the classifier (``forward`` returns
         the pooled features) and the auxiliary heads with it; ``global_pool``: see
-        :class:`~inception_v2.models.head.GlobalPool` (None keeps the current one)."""
+        :class:`~inception_v2.models.head.GlobalPool` (None keeps the current one, except that
+        a classifier after no pooling, ``""``, gets the papers' ``"avg"``)."""
         pool = self.global_pool.pool_type if global_pool is None else global_pool
+        if global_pool is None and pool == "" and num_classes:
+            pool = "avg"
         check_head(num_classes, pool)
         like = next(self.features.parameters())
-        self.global_pool = GlobalPool(pool)
+        self.global_pool = GlobalPool(pool).train(self.training)
         if num_classes:
             self.fc = nn.Linear(self.num_features, num_classes, device=like.device, dtype=like.dtype)
             init_weights(self.fc)
@@ -267,7 +270,7 @@ class StagedClassifier(nn.Module):
             for head in self.aux_heads.values():
                 head.reset_classifier(num_classes)
         else:
-            self.aux_heads = nn.ModuleDict()
+            self.aux_heads = nn.ModuleDict().train(self.training)
         self.num_classes = num_classes
 
     @torch.jit.ignore
@@ -371,7 +374,7 @@ class StagedClassifier(nn.Module):
         cut = [name for name, _ in stages].index(keep) + 1
         prune_end = cut < len(stages)
         if prune_end:
-            self.features = nn.Sequential(OrderedDict(stages[:cut]))
+            self.features = nn.Sequential(OrderedDict(stages[:cut])).train(self.training)
             self.num_features = self.head_hidden_size = self.feature_info[last]["num_chs"]
         if prune_head or prune_end:
             self.reset_classifier(0, "")
