@@ -1,12 +1,21 @@
 """The frame every model shares: named stages, auxiliary heads attached after named stages,
 global pool -> dropout -> one linear layer, and the forward API (docs/architecture.md).
 
-* ``forward(x)`` always returns the logits, in train and eval mode alike.
-* ``forward_with_aux(x)`` returns :class:`ModelOutput` (``logits``, ``aux_logits``).
-* ``forward_features(x)`` returns the last feature map; ``forward_head(features)`` the logits.
+* ``forward(x)`` always returns the logits, in train and eval mode alike (the pooled features
+  with ``num_classes=0``).
+* ``forward_with_aux(x)`` returns :class:`ModelOutput` (``logits``, ``aux_logits``; the
+  auxiliary heads exist with ``aux_logits=True`` only).
+* ``forward_features(x)`` returns the last feature map; ``forward_head(features,
+  pre_logits=False)`` the logits (or the pooled features).
 * ``feature_info`` lists the feature maps at each grid (timm's ``num_chs``, ``reduction``,
-  ``module``); :class:`FeatureListNet` (``create_model(..., features_only=True)``) returns them.
+  ``module``); :class:`FeatureListNet` (``create_model(..., features_only=True)``) returns them,
+  ``forward_intermediates`` / ``prune_intermediate_layers`` select them as timm does.
+* ``reset_classifier(num_classes, global_pool=None)``, ``global_pool``, ``num_features``,
+  ``head_hidden_size``, ``drop_rate``, ``pretrained_cfg`` / ``default_cfg``: timm's names.
 * ``set_grad_checkpointing()`` recomputes each stage's activations in the backward pass.
+
+No ``from __future__ import annotations`` here, in ``blocks.py`` or ``layers.py``: torch.fx
+copies the annotations into the code it generates, which TorchScript then has to resolve.
 """
 
 import contextlib
