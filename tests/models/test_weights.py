@@ -228,3 +228,24 @@ def test_pretrained_names_that_do_not_exist():
     with pytest.raises(UsageError, match="pretrained must be"):
         create_model("googlenet_bn", pretrained=3)
     assert weights_module.list_releases("inception_v3") == []
+
+
+# --------------------------------------------------------------------------- aux_logits in files
+
+
+def test_a_release_folder_without_the_aux_logits_key_loads_with_its_heads(tmp_path):
+    """Files written before the heads became opt-in have no ``aux_logits`` key: they were
+    written with heads, and load with them."""
+    import json
+
+    from inception_v2 import load_model
+    from inception_v2.deploy.release import RELEASE_CONFIG, write_release
+
+    model = create_model("googlenet_bn", num_classes=3, aux_logits=True).eval()
+    write_release(model, tmp_path / "rel", "model")
+    config = json.loads((tmp_path / "rel" / RELEASE_CONFIG).read_text())
+    assert config.pop("aux_logits") is True  # recorded
+    (tmp_path / "rel" / RELEASE_CONFIG).write_text(json.dumps(config))
+    loaded = load_model(tmp_path / "rel")
+    assert loaded.aux_logits and list(loaded.aux_heads) == ["4a", "4d"]
+    assert list(loaded.state_dict()) == list(model.state_dict())
