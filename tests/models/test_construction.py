@@ -69,6 +69,15 @@ def test_create_model_builds_the_same_initial_weights(case):
     assert got == expected
 
 
+@pytest.mark.parametrize("name", ["googlenet_bn", "inception_v2", "inception_v3", "inception_v3_tv"])
+def test_the_default_is_the_network_without_auxiliary_heads(name):
+    """Auxiliary heads are opt-in: ``create_model(name)`` builds what ``aux_logits=False`` did."""
+    expected = json.loads(HASHES.read_text())[f"{name}/20/aux=False"]
+    got = fingerprint(name, {"num_classes": 20})
+    assert got.pop("logits") == pytest.approx(expected.pop("logits"), abs=1e-6)
+    assert got == expected
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python -m tests.models.test_construction --write")

@@ -18,7 +18,7 @@ pytestmark = [
 @pytest.mark.parametrize("name", list_models())
 def test_cuda_bf16_channels_last_training_step(name):
     torch.manual_seed(0)
-    model = create_model(name, num_classes=20).cuda().to(memory_format=torch.channels_last).train()
+    model = create_model(name, num_classes=20, aux_logits=True).cuda().to(memory_format=torch.channels_last).train()
     s = model.data_config.input_size
     x = torch.randn(4, 3, s, s, device="cuda").contiguous(memory_format=torch.channels_last)
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -48,7 +48,7 @@ def exact_cudnn():
 @pytest.mark.parametrize("name", list_models())
 def test_grad_checkpointing_saves_cuda_memory_with_the_same_gradients(name, exact_cudnn):
     torch.manual_seed(0)
-    plain = create_model(name, num_classes=20, dropout=0.0).cuda().train()
+    plain = create_model(name, num_classes=20, dropout=0.0, aux_logits=True).cuda().train()
     ckpt = copy.deepcopy(plain)
     ckpt.set_grad_checkpointing()
     x = torch.randn(16, 3, 299, 299, device="cuda")

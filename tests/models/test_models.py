@@ -102,9 +102,22 @@ def test_without_aux_heads(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_by_default_forward_reaches_every_parameter(name):
+    """No auxiliary heads unless asked for: a plain loss on ``forward`` gives every parameter a
+    gradient (what DDP without ``find_unused_parameters`` needs)."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=20, dropout=0.0).train()
+    assert not model.aux_logits and len(model.aux_heads) == 0
+    s = tiny(name)
+    model(torch.randn(4, 3, s, s)).square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_gradient_reaches_every_parameter(name):
     torch.manual_seed(0)
-    model = create_model(name, num_classes=20, **no_dropout(name)).train()
+    model = create_model(name, num_classes=20, aux_logits=True, **no_dropout(name)).train()
     s = tiny(name)
     out = model.forward_with_aux(torch.randn(4, 3, s, s))
     loss = out.logits.square().mean() + sum(a.square().mean() for a in out.aux_logits)
@@ -177,7 +190,7 @@ def test_data_config(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_reset_classifier_replaces_main_and_aux_heads(name):
-    model = create_model(name, num_classes=20)
+    model = create_model(name, num_classes=20, aux_logits=True)
     before = {n: p.clone() for n, p in model.named_parameters()}
     model.reset_classifier(5)
     assert model.num_classes == 5 and model.get_classifier() is model.fc
@@ -194,7 +207,10 @@ def test_reset_classifier_replaces_main_and_aux_heads(name):
     ]
     assert changed == []
     with pytest.raises(ValueError, match="num_classes"):
-        model.reset_classifier(0)
+        model.reset_classifier(-1)
+    model.reset_classifier(0)  # timm's way to pooled features: no classifier, no auxiliary heads
+    assert model.num_classes == 0 and not model.aux_logits
+    assert model(torch.randn(1, 3, s, s)).shape == (1, model.num_features)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -212,7 +228,7 @@ def test_in_chans_adapts_the_first_convolution(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_grad_checkpointing_gives_the_same_gradients_and_statistics(name):
     torch.manual_seed(0)
-    plain = create_model(name, num_classes=5).train()
+    plain = create_model(name, num_classes=5, aux_logits=True).train()
     ckpt = copy.deepcopy(plain)
     ckpt.set_grad_checkpointing()
     s = tiny(name)
@@ -317,7 +333,15 @@ def test_unknown_keyword_is_a_type_error_naming_the_accepted_ones():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_classes"):
-        create_model("inception_v2", num_classes=0)
+        create_model("inception_v2", num_classes=-1)
+    with pytest.raises(ValueError, match="aux_logits=True needs num_classes >= 1"):
+        create_model("inception_v2", num_classes=0, aux_logits=True)
+    with pytest.raises(ValueError, match="needs num_classes=0"):
+        create_model("inception_v2", global_pool="")
+    with pytest.raises(ValueError, match="global_pool"):
+        create_model("inception_v2", global_pool="catavgmax")
+    with pytest.raises(ValueError, match="disagree"):
+        create_model("inception_v2", dropout=0.2, drop_rate=0.3)
     with pytest.raises(ValueError, match="in_chans"):
         create_model("inception_v2", in_chans=0)
     with pytest.raises(ValueError, match="dropout"):
@@ -330,6 +354,7 @@ def test_dropout_argument_reaches_the_head():
     assert on_meta("inception_v2", dropout=0.2).dropout.p == 0.2
     assert on_meta("googlenet_bn").dropout.p == 0.4
     assert on_meta("googlenet_bn", dropout=None).dropout.p == 0.4
+    assert on_meta("googlenet_bn", drop_rate=0.1).dropout.p == 0.1  # timm's name
 
 
 def test_every_conv_has_no_bias_and_is_followed_by_batchnorm():

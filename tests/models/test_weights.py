@@ -101,7 +101,7 @@ def test_a_release_file_without_batch_counters_loads(bninception):
 def test_torchvision_inception_v3_release_gives_torchvisions_outputs(tv_inception_v3, tmp_path):
     path = tmp_path / "inception_v3_google-0cc3c7bd.pth"
     torch.save(tv_inception_v3.state_dict(), path)
-    model = create_model("inception_v3_tv", pretrained=path).eval()
+    model = create_model("inception_v3_tv", pretrained=path, aux_logits=True).eval()
     rgb = images(2, 299)
     with torch.no_grad():
         assert_same_logits(model(ours(rgb, model)), tv_inception_v3(ours(rgb, model)))
@@ -150,6 +150,22 @@ def test_fewer_classes_and_one_input_channel(tv_inception_v3, capsys):
         torch.testing.assert_close(model(grey), rgb_model(grey.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-4)
 
 
+def test_auxiliary_heads_in_one_and_not_the_other_are_noted(tv_inception_v3, capsys):
+    """Auxiliary heads are opt-in: weights with heads load into a model without them (dropped)
+    and weights without heads into a model with them (left initialized), each with a note."""
+    theirs = tv_inception_v3.state_dict()
+    plain = create_model("inception_v3_tv", pretrained=theirs)
+    err = capsys.readouterr().err
+    assert "has auxiliary heads (after Mixed_6e), the model none (aux_logits=False): their weights dropped" in err
+    assert len(err.strip().splitlines()) == 1 and not plain.aux_logits
+    with_aux = create_model("inception_v3_tv", pretrained=plain.state_dict(), aux_logits=True)
+    assert "has no auxiliary heads: they keep their fresh initialization" in capsys.readouterr().err
+    torch.testing.assert_close(with_aux.fc.weight, plain.fc.weight)
+    pooled = create_model("inception_v3_tv", pretrained=plain.state_dict(), num_classes=0)
+    assert "has a classifier, the model none (num_classes=0): fc dropped" in capsys.readouterr().err
+    torch.testing.assert_close(pooled.features.Mixed_7c.branch1x1[0].weight, theirs["Mixed_7c.branch1x1.conv.weight"])
+
+
 # --------------------------------------------------------------------------- pretrained=True
 
 
@@ -166,6 +182,9 @@ def test_pretrained_true_downloads_with_the_hash_checked(bninception, monkeypatc
     assert url == RELEASES["googlenet_bn.caffe_in1k"].url and kwargs["check_hash"] is True
     assert kwargs["weights_only"] is True
     assert model.arch_options["input_space"] == "caffe_bgr"
+    cfg = model.pretrained_cfg  # timm's view names the release
+    assert cfg["tag"] == "caffe_in1k" and cfg["url"] == RELEASES["googlenet_bn.caffe_in1k"].url
+    assert create_model("googlenet_bn", aux_logits=False).pretrained_cfg["url"] == ""
     create_model("googlenet_bn", pretrained="caffe_in1k", aux_logits=False)  # the release's tag
     assert len(calls) == 2
 
@@ -209,3 +228,24 @@ def test_pretrained_names_that_do_not_exist():
     with pytest.raises(UsageError, match="pretrained must be"):
         create_model("googlenet_bn", pretrained=3)
     assert weights_module.list_releases("inception_v3") == []
+
+
+# --------------------------------------------------------------------------- aux_logits in files
+
+
+def test_a_release_folder_without_the_aux_logits_key_loads_with_its_heads(tmp_path):
+    """Files written before the heads became opt-in have no ``aux_logits`` key: they were
+    written with heads, and load with them."""
+    import json
+
+    from inception_v2 import load_model
+    from inception_v2.deploy.release import RELEASE_CONFIG, write_release
+
+    model = create_model("googlenet_bn", num_classes=3, aux_logits=True).eval()
+    write_release(model, tmp_path / "rel", "model")
+    config = json.loads((tmp_path / "rel" / RELEASE_CONFIG).read_text())
+    assert config.pop("aux_logits") is True  # recorded
+    (tmp_path / "rel" / RELEASE_CONFIG).write_text(json.dumps(config))
+    loaded = load_model(tmp_path / "rel")
+    assert loaded.aux_logits and list(loaded.aux_heads) == ["4a", "4d"]
+    assert list(loaded.state_dict()) == list(model.state_dict())

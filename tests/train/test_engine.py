@@ -186,7 +186,7 @@ def test_cuda_defaults_on_the_cpu_bf16_channels_last_compiled(prepared_sample, t
     state = load_checkpoint(out / "last.pt")
     assert all(v.dtype != torch.bfloat16 for v in state["model"].values())  # weights stay float32
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
-    want = create_model("googlenet_bn", num_classes=20).state_dict()
+    want = create_model("googlenet_bn", num_classes=20, aux_logits=True).state_dict()  # aux weight > 0
     assert set(state["model"]) == set(want)  # the raw module's keys, no "_orig_mod." prefix
 
 

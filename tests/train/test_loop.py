@@ -72,7 +72,7 @@ def test_too_few_batches_for_one_accumulated_step():
 
 def test_frozen_features_stay_unchanged_and_the_heads_train():
     torch.manual_seed(0)
-    model = create_model("googlenet_bn", num_classes=4)
+    model = create_model("googlenet_bn", num_classes=4, aux_logits=True)
     frozen = freeze_features(model)
     assert frozen  # the trunk's BatchNorm layers
     before = copy.deepcopy(model.state_dict())

@@ -10,8 +10,6 @@ padding) and ``input_space="caffe_bgr"`` (the first convolution sees BGR 0-255 p
 mean 104/117/128, reached from our normalized RGB input by a fixed affine layer).
 """
 
-from __future__ import annotations
-
 from functools import partial
 from typing import Optional
 
@@ -64,14 +62,16 @@ DATA_CONFIG = DataConfig(input_size=224, resize_size=256, min_input_size=7)
 def googlenet_bn(
     num_classes: int = 1000,
     in_chans: int = 3,
-    aux_logits: bool = True,
+    aux_logits: bool = False,
     dropout: float = 0.4,
     aux_dropout: float = 0.7,
     bn_eps: float = BN_EPS,
     count_include_pad: bool = False,
     input_space: Optional[str] = None,
+    global_pool: str = "avg",
 ) -> StagedClassifier:
-    """BN-Inception with GoogLeNet's two auxiliary heads (after 4a and 4d) and its 40% dropout.
+    """BN-Inception with GoogLeNet's 40% dropout; ``aux_logits=True`` adds GoogLeNet's two
+    auxiliary heads (after 4a and 4d).
 
     ``bn_eps``, ``count_include_pad``, ``input_space``: see the module docstring (the released
     Caffe network: 1e-5, True, ``"caffe_bgr"``)."""
@@ -84,6 +84,12 @@ def googlenet_bn(
         aux = make_aux_heads("fc", after, num_classes, grid=AUX_GRID, dropout=aux_dropout, conv=conv)
     arch = {"bn_eps": bn_eps, "count_include_pad": count_include_pad, "input_space": input_space}
     options = ClassifierOptions(
-        num_classes, dropout, in_chans, feature_points=FEATURES, input_space=input_space, arch_options=arch
+        num_classes,
+        dropout,
+        in_chans,
+        feature_points=FEATURES,
+        input_space=input_space,
+        arch_options=arch,
+        global_pool=global_pool,
     )
     return StagedClassifier("googlenet_bn", stages, aux, DATA_CONFIG, options)

@@ -3,8 +3,6 @@ its final form Inception-v3 (Table 3, last row: Inception-v2 with a batch-normal
 classifier). Widths follow the source's tables, restated in docs/architecture.md
 ("Inception-v2")."""
 
-from __future__ import annotations
-
 from inception_v2.models.blocks import (
     BlockOptions,
     GridReduction3x3,
@@ -60,22 +58,13 @@ FEATURES = (("conv3", 2), ("pool1", 4), ("3b", 8), ("5d", 16), ("2b", 32))
 DATA_CONFIG = DataConfig(input_size=299, resize_size=384, min_input_size=75)
 
 
-def _inception(
-    name: str,
-    num_classes: int,
-    in_chans: int,
-    aux_logits: bool,
-    dropout: float,
-    aux_dropout: float,
-    bn_aux: bool,
-) -> StagedClassifier:
+def _inception(name: str, options: ClassifierOptions, aux_logits: bool, aux_dropout: float, bn_aux: bool):
     aux = {}
     if aux_logits:
         aux = make_aux_heads(
-            "fc", [(AUX_AFTER, 768)], num_classes, grid=AUX_GRID, dropout=aux_dropout, batch_norm=bn_aux
+            "fc", [(AUX_AFTER, 768)], options.num_classes, grid=AUX_GRID, dropout=aux_dropout, batch_norm=bn_aux
         )
-    stages = build_stages(STEM, MODULES, in_chans, BlockOptions())
-    options = ClassifierOptions(num_classes, dropout, in_chans, feature_points=FEATURES)
+    stages = build_stages(STEM, MODULES, options.in_chans, BlockOptions())
     return StagedClassifier(name, stages, aux, DATA_CONFIG, options)
 
 
@@ -83,23 +72,28 @@ def _inception(
 def inception_v2(
     num_classes: int = 1000,
     in_chans: int = 3,
-    aux_logits: bool = True,
+    aux_logits: bool = False,
     dropout: float = 0.5,
     aux_dropout: float = 0.7,
+    global_pool: str = "avg",
 ) -> StagedClassifier:
-    """Inception-v2 (Table 1) with the plain auxiliary classifier on 5d's output."""
-    return _inception("inception_v2", num_classes, in_chans, aux_logits, dropout, aux_dropout, bn_aux=False)
+    """Inception-v2 (Table 1); ``aux_logits=True`` adds the plain auxiliary classifier on 5d's
+    output."""
+    options = ClassifierOptions(num_classes, dropout, in_chans, feature_points=FEATURES, global_pool=global_pool)
+    return _inception("inception_v2", options, aux_logits, aux_dropout, bn_aux=False)
 
 
 @register_model("inception_v3", DATA_CONFIG)
 def inception_v3(
     num_classes: int = 1000,
     in_chans: int = 3,
-    aux_logits: bool = True,
+    aux_logits: bool = False,
     dropout: float = 0.5,
     aux_dropout: float = 0.7,
+    global_pool: str = "avg",
 ) -> StagedClassifier:
     """Inception-v3 (Table 3, last row): Inception-v2 with the BN-auxiliary classifier
-    (BatchNorm after its 3200 -> 1024 linear layer). Train it with the ``paper`` recipe
+    (BatchNorm after its 3200 -> 1024 linear layer; ``aux_logits=True`` adds it). Train it with the ``paper`` recipe
     (RMSProp, label smoothing) to match the paper's final model."""
-    return _inception("inception_v3", num_classes, in_chans, aux_logits, dropout, aux_dropout, bn_aux=True)
+    options = ClassifierOptions(num_classes, dropout, in_chans, feature_points=FEATURES, global_pool=global_pool)
+    return _inception("inception_v3", options, aux_logits, aux_dropout, bn_aux=True)

@@ -17,8 +17,6 @@ with mean = std = 0.5, which is this model's own ``data_config``: fed our standa
 gives torchvision's outputs without any transform.
 """
 
-from __future__ import annotations
-
 from inception_v2.models.blocks import (
     BlockOptions,
     GridReduction3x3,
@@ -82,12 +80,13 @@ DATA_CONFIG = DataConfig(input_size=299, resize_size=342, min_input_size=75)
 def inception_v3_tv(
     num_classes: int = 1000,
     in_chans: int = 3,
-    aux_logits: bool = True,
+    aux_logits: bool = False,
     dropout: float = 0.5,
+    global_pool: str = "avg",
 ) -> StagedClassifier:
-    """The released Inception-v3 graph (torchvision's ``inception_v3``), with its auxiliary head
-    on ``Mixed_6e``; ``pretrained=True`` loads torchvision's ImageNet weights."""
+    """The released Inception-v3 graph (torchvision's ``inception_v3``); ``aux_logits=True`` adds
+    its auxiliary head on ``Mixed_6e``; ``pretrained=True`` loads torchvision's ImageNet weights."""
     stages = build_stages(STEM, MODULES, in_chans, BLOCK_OPTIONS)
     aux = make_aux_heads("conv", [(AUX_AFTER, 768)], num_classes) if aux_logits else {}
-    options = ClassifierOptions(num_classes, dropout, in_chans, feature_points=FEATURES)
+    options = ClassifierOptions(num_classes, dropout, in_chans, feature_points=FEATURES, global_pool=global_pool)
     return StagedClassifier("inception_v3_tv", stages, aux, DATA_CONFIG, options)

@@ -1,8 +1,6 @@
 """Building blocks shared by every model: conv-BN-ReLU, the input check and input transform,
 the auxiliary heads, initialization (docs/architecture.md describes each)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Tuple, Union
 
@@ -171,8 +169,7 @@ class AuxHead(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """A new, freshly initialized last linear layer with ``num_classes`` outputs."""
-        self.fc2 = nn.Linear(self.fc2.in_features, num_classes)
-        init_weights(self.fc2)
+        self.fc2 = _new_linear(self.fc2, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x C x H x W (17 x 17 or 14 x 14 at the nominal size)
@@ -206,8 +203,7 @@ class ConvAuxHead(nn.Module):
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.fc.in_features, num_classes)
-        init_weights(self.fc)
+        self.fc = _new_linear(self.fc, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 768 x 17 x 17
@@ -218,6 +214,14 @@ class ConvAuxHead(nn.Module):
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         # N x 768
         return self.fc(x)
+
+
+def _new_linear(old: nn.Linear, num_classes: int) -> nn.Linear:
+    """A freshly initialized linear layer in place of ``old``: the same inputs, device, dtype and
+    mode, ``num_classes`` outputs."""
+    new = nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
+    init_weights(new)
+    return new.train(old.training)
 
 
 # --------------------------------------------------------------------------- initialization

@@ -176,6 +176,7 @@ class Release:
     description: str
     arch_options: Dict[str, Any] = field(default_factory=dict)
     num_classes: int = 1000
+    license: str = ""  # that of the package the weights are distributed with
 
     @property
     def name(self) -> str:
@@ -193,6 +194,7 @@ RELEASES: Dict[str, Release] = {
             detect_key="conv1_7x7_s2.weight",
             description="BN-Inception ImageNet-1k weights (the Caffe model, as ported by pretrainedmodels)",
             arch_options={"bn_eps": 1e-5, "count_include_pad": True, "input_space": "caffe_bgr"},
+            license="bsd-3-clause",
         ),
         Release(
             model="inception_v3_tv",
@@ -201,6 +203,7 @@ RELEASES: Dict[str, Release] = {
             convert=convert_torchvision_inception_v3,
             detect_key="Conv2d_1a_3x3.conv.weight",
             description="Inception-v3 ImageNet-1k weights (torchvision's IMAGENET1K_V1, from TensorFlow)",
+            license="bsd-3-clause",
         ),
     )
 }
@@ -258,6 +261,7 @@ class Pretrained:
     state_dict: StateDict
     description: str
     arch_options: Dict[str, Any] = field(default_factory=dict)
+    release: Optional[Release] = None  # the published release they are, if any
 
 
 def resolve_pretrained(model: str, pretrained: Any) -> Pretrained:
@@ -304,7 +308,7 @@ def _own_or_release(model: str, weights: StateDict, source: str, options: Dict[s
 def _from_release(model: str, release: Release, weights: StateDict, source: str) -> Pretrained:
     if release.model != model:
         raise UsageError(f"{source} holds the {release.name} weights, which load into {release.model}, not {model}")
-    return Pretrained(release.convert(weights), source, dict(release.arch_options))
+    return Pretrained(release.convert(weights), source, dict(release.arch_options), release)
 
 
 # --------------------------------------------------------------------------- loading
@@ -332,7 +336,8 @@ def load_pretrained(model: nn.Module, weights: StateDict, source: str, note: Cal
 
     When the classifier shapes differ, the classifier layers keep their fresh initialization
     (``note`` says so); auxiliary heads absent from ``weights`` (a release without them) keep
-    theirs too, and a model without auxiliary heads ignores those in ``weights``. A 3-channel
+    theirs too, and a model without auxiliary heads (or without a classifier) drops those in
+    ``weights``; each case gets a one-line ``note``. A 3-channel
     first convolution is adapted to the model's ``in_chans`` (:func:`adapt_input_conv`). Any
     other missing, unexpected or misshapen key is a :class:`UsageError`.
     """
@@ -352,9 +357,19 @@ def load_pretrained(model: nn.Module, weights: StateDict, source: str, note: Cal
         note(f"{source} has {theirs} classes, the model {model.num_classes}: classifier re-initialized")
         for k in heads:
             weights.pop(k, None)
+    if not heads and getattr(model, "num_classes", None) == 0:  # built without a classifier
+        dropped = [k for k in weights if k.startswith("fc.")]
+        if dropped:
+            note(f"{source} has a classifier, the model none (num_classes=0): fc dropped")
+            weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
     skip = set(heads) - set(weights)
     aux = [k for k in own if k.startswith("aux_heads.")]
-    if not aux:  # a model built without auxiliary heads ignores theirs
+    theirs_aux = sorted({k.split(".")[1] for k in weights if k.startswith("aux_heads.")})
+    if not aux and theirs_aux:
+        note(
+            f"{source} has auxiliary heads (after {', '.join(theirs_aux)}), the model none "
+            "(aux_logits=False): their weights dropped"
+        )
         weights = {k: v for k, v in weights.items() if not k.startswith("aux_heads.")}
     if aux and not any(k.startswith("aux_heads.") for k in weights):
         note(f"{source} has no auxiliary heads: they keep their fresh initialization")
