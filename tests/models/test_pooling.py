@@ -153,10 +153,15 @@ def _no_dropout(name: str) -> dict:
     return {"dropout": 0.0, **({} if name == "inception_v3_tv" else {"aux_dropout": 0.0})}
 
 
-def _plain_pool_branch(row, in_channels, count_include_pad):
-    """The pool branch as plain modules: ``nn.Sequential(pool[, ConvBNReLU])``."""
-    pool = blocks._pool(row.pool, 1, count_include_pad)
-    return nn.Sequential(pool) if row.proj == 0 else nn.Sequential(pool, ConvBNReLU(in_channels, row.proj, 1))
+_POOL_BRANCH = blocks.pool_branch
+
+
+def _plain_pool_branch(row, in_channels, options):
+    """The stride-1 pool branch as plain modules: ``nn.Sequential(pool[, conv])``."""
+    if row.stride != 1:
+        return _POOL_BRANCH(row, in_channels, options)
+    pool = blocks._pool(row.pool, 1, options.count_include_pad)
+    return nn.Sequential(pool) if row.proj == 0 else nn.Sequential(pool, options.conv(in_channels, row.proj, 1))
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -167,7 +172,7 @@ def test_state_dict_is_that_of_plain_modules_bit_for_bit(name, monkeypatch):
     model = create_model(name, num_classes=7, aux_logits=True)
     assert any(True for _ in pool_branches(model))
     ours = model.state_dict()
-    monkeypatch.setattr(blocks, "_pool_branch", _plain_pool_branch)
+    monkeypatch.setattr(blocks, "pool_branch", _plain_pool_branch)
     torch.manual_seed(0)
     plain = create_model(name, num_classes=7, aux_logits=True).state_dict()
     assert list(ours) == list(plain)

@@ -33,7 +33,7 @@ from torch import nn
 
 from inception_v2 import create_model, get_data_config, list_models
 from inception_v2.models.pooling import DEFAULT_POOL_IMPL, PoolBranch, avg_pool_backward_is_broken, set_pool_impl
-from inception_v2.train.config import RECIPES
+from inception_v2.train.config import resolve_config
 from inception_v2.train.losses import InceptionLoss
 
 # float32 against float64, at batch 4 and each model's minimum input size: the worst parameter
@@ -46,8 +46,8 @@ NUM_CLASSES = 5
 
 
 def _loss() -> InceptionLoss:
-    recipe = RECIPES["paper"]
-    return InceptionLoss(label_smoothing=recipe["label_smoothing"], aux_weight=recipe["aux_weight"])
+    cfg = resolve_config("paper", model="inception_v3", data="d", out="o")  # the recipe as a run settles it
+    return InceptionLoss(label_smoothing=cfg.label_smoothing, aux_weight=cfg.aux_weight)
 
 
 def _step_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Tuple[float, Dict[str, torch.Tensor]]:
