@@ -139,9 +139,9 @@ def test_a_release_for_another_model_is_refused(tv_inception_v3):
         create_model("inception_v3", pretrained=tv_inception_v3.state_dict())
 
 
-def test_fewer_classes_and_one_input_channel(tv_inception_v3, capsys):
+def test_fewer_classes_and_one_input_channel(tv_inception_v3, caplog):
     model = create_model("inception_v3_tv", num_classes=20, in_chans=1, pretrained=tv_inception_v3.state_dict())
-    assert "has 1000 classes, the model 20: classifier re-initialized" in capsys.readouterr().err
+    assert "has 1000 classes, the model 20: classifier re-initialized" in caplog.text
     model.eval()
     rgb_model = create_model("inception_v3_tv", num_classes=20, pretrained=tv_inception_v3.state_dict()).eval()
     rgb_model.load_state_dict({**rgb_model.state_dict(), "fc.weight": model.fc.weight, "fc.bias": model.fc.bias})
@@ -150,19 +150,20 @@ def test_fewer_classes_and_one_input_channel(tv_inception_v3, capsys):
         torch.testing.assert_close(model(grey), rgb_model(grey.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-4)
 
 
-def test_auxiliary_heads_in_one_and_not_the_other_are_noted(tv_inception_v3, capsys):
+def test_auxiliary_heads_in_one_and_not_the_other_are_noted(tv_inception_v3, caplog):
     """Auxiliary heads are opt-in: weights with heads load into a model without them (dropped)
     and weights without heads into a model with them (left initialized), each with a note."""
     theirs = tv_inception_v3.state_dict()
     plain = create_model("inception_v3_tv", pretrained=theirs)
-    err = capsys.readouterr().err
-    assert "has auxiliary heads (after Mixed_6e), the model none (aux_logits=False): their weights dropped" in err
-    assert len(err.strip().splitlines()) == 1 and not plain.aux_logits
+    notes = caplog.messages
+    assert "has auxiliary heads (after Mixed_6e), the model none (aux_logits=False): their weights dropped" in notes[0]
+    assert len(notes) == 1 and not plain.aux_logits
+    caplog.clear()
     with_aux = create_model("inception_v3_tv", pretrained=plain.state_dict(), aux_logits=True)
-    assert "has no auxiliary heads: they keep their fresh initialization" in capsys.readouterr().err
+    assert "has no auxiliary heads: they keep their fresh initialization" in caplog.text
     torch.testing.assert_close(with_aux.fc.weight, plain.fc.weight)
     pooled = create_model("inception_v3_tv", pretrained=plain.state_dict(), num_classes=0)
-    assert "has a classifier, the model none (num_classes=0): fc dropped" in capsys.readouterr().err
+    assert "has a classifier, the model none (num_classes=0): fc dropped" in caplog.text
     torch.testing.assert_close(pooled.features.Mixed_7c.branch1x1[0].weight, theirs["Mixed_7c.branch1x1.conv.weight"])
 
 

@@ -120,13 +120,13 @@ def test_training_with_device_augment_and_the_speed_options(prepared_sample, tmp
     """A run with the whole training transform on the device (the CPU here), a fused
     optimizer and another pool formulation trains and records the options."""
     from inception_v2.train import fit, load_checkpoint
-    from tests.train.helpers import quiet, tiny_config
+    from tests.train.helpers import tiny_config
 
     out = tmp_path / "run"
     cfg = tiny_config(
         prepared_sample, out, epochs=1, device_augment=True, fused_optimizer=True, pool_impl="project_first+contiguous"
     )
-    fit(cfg, log=quiet, progress=False)
+    fit(cfg, progress=False)
     state = load_checkpoint(out / "last.pt")
     assert state["config"]["device_augment"] is True and state["config"]["pool_impl"] == "project_first+contiguous"
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -163,7 +163,7 @@ def test_fused_optimizer_option_builds_fused_kernels():
 
 def test_compile_mode_reaches_torch_compile(prepared_sample, tmp_path, monkeypatch):
     from inception_v2.train import fit
-    from tests.train.helpers import quiet, tiny_config
+    from tests.train.helpers import tiny_config
 
     seen = []
 
@@ -174,5 +174,5 @@ def test_compile_mode_reaches_torch_compile(prepared_sample, tmp_path, monkeypat
     monkeypatch.setattr(torch, "compile", spy)
     mode = "max-autotune-no-cudagraphs"
     cfg = tiny_config(prepared_sample, tmp_path / "run", epochs=1, compile=True, compile_mode=mode)
-    fit(cfg, log=quiet, progress=False)
+    fit(cfg, progress=False)
     assert seen == [{"backend": "inductor", "mode": mode}]

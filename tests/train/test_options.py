@@ -18,7 +18,7 @@ from tests.train.helpers import tiny_config
 
 def test_fine_tuning_from_other_weights_with_frozen_features(prepared_sample, tmp_path):
     torch.manual_seed(1)
-    source = create_model("googlenet_bn", num_classes=7)  # another label set: a new classifier
+    source = create_model("googlenet_bn", num_classes=7, aux_logits=True)  # another label set: a new classifier
     torch.save(source.state_dict(), tmp_path / "pretrained.pt")
     out = tmp_path / "ft"
     cfg = tiny_config(
