@@ -28,6 +28,7 @@ from tqdm import tqdm
 from inception_v2.atomic import write_json
 from inception_v2.data import VOCCrops, eval_transform, make_loader, normalize
 from inception_v2.deploy.runners import load_classifier
+from inception_v2.deploy.runtime import DEFAULT_RUN, RunOptions
 from inception_v2.errors import UsageError
 from inception_v2.locking import exclusive
 from inception_v2.train.data import resolve_prepared
@@ -146,6 +147,7 @@ def evaluate_checkpoint(
     progress: bool = True,
     out: Optional[Path] = None,
     mistakes: int = DEFAULT_MISTAKES,
+    run: RunOptions = DEFAULT_RUN,
 ) -> Dict[str, Any]:
     """Evaluate ``checkpoint`` (any form :func:`~inception_v2.deploy.runners.load_classifier`
     takes) on ``split`` of ``data`` (a prepared directory or a VOC root).
@@ -168,7 +170,7 @@ def evaluate_checkpoint(
     checkpoint = Path(checkpoint)
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
-    runner = load_classifier(checkpoint, device)
+    runner = load_classifier(checkpoint, device, run.runtime, run.precision)
     prepared = resolve_prepared(str(data), str(checkpoint.parent))
     dataset = VOCCrops(prepared, split, eval_transform(runner.data_config, normalize=False))
     if len(dataset) == 0:
@@ -184,6 +186,9 @@ def evaluate_checkpoint(
         return {
             "checkpoint": str(checkpoint),
             "format": runner.kind,
+            "runtime": runner.runtime,
+            "precision": runner.precision,
+            "runtime_choice": runner.runtime_choice,
             "model": runner.name,
             "split": split,
             "tta": tta,
@@ -222,6 +227,7 @@ def format_result(r: Dict[str, Any]) -> str:
     lines = [
         f"{r['model']} ({r['checkpoint']}, {r['format']}) on {r['split']}, {r['images']} images at "
         f"{r['image_size']}px, tta {r['tta']}",
+        f"runtime: {r['runtime']} {r['precision']} ({r['runtime_choice']})",
         f"top-1 {r['acc1']:.2%}   top-5 {r['acc5']:.2%}   loss {r['loss']:.4f}",
         "",
         f"{'class':<12} {'accuracy':>9} {'images':>7}",

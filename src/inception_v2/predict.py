@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from inception_v2.data import eval_transform
 from inception_v2.deploy.runners import load_classifier
+from inception_v2.deploy.runtime import DEFAULT_RUN, RunOptions
 from inception_v2.errors import UsageError
 
 Box = Tuple[int, int, int, int]
@@ -74,13 +75,16 @@ def predict(
     box: Optional[Box] = None,
     topk: int = 5,
     device: str = "auto",
+    run: RunOptions = DEFAULT_RUN,
 ) -> List[Dict[str, Any]]:
-    """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...]}``, best first."""
+    """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...], "runtime",
+    "precision", "runtime_choice"}``, best first. ``run``: the runtime and
+    precision (:class:`~inception_v2.deploy.runtime.RunOptions`)."""
     if topk < 1:
         raise UsageError(f"--topk must be >= 1, got {topk}")
     if not images:
         raise UsageError("give at least one image")
-    clf = load_classifier(checkpoint, device)
+    clf = load_classifier(checkpoint, device, run.runtime, run.precision)
     transform = eval_transform(clf.data_config)
     batch = torch.stack([transform(read_image(Path(p), box)) for p in images])
     with torch.inference_mode():
@@ -94,6 +98,9 @@ def predict(
                 "image": str(path),
                 "box": list(box) if box else None,
                 "top": [{"class": clf.classes[i], "probability": v} for v, i in zip(values, indices)],
+                "runtime": clf.runtime,
+                "precision": clf.precision,
+                "runtime_choice": clf.runtime_choice,
             }
         )
     return results

@@ -336,20 +336,12 @@ def prepared_batches(
     return lambda: make_loader(dataset, batch_size, shuffle=False, workers=0, pin_memory=False)
 
 
-def export_int8_from_prepared(
-    model: nn.Module,
-    path: PathLike,
-    prepared: PathLike,
-    calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
-    image_size: Optional[int] = None,
-    max_drop: float = DEFAULT_MAX_DROP,
-    opset: int = DEFAULT_OPSET,
-    exporter: str = "auto",
-    progress: bool = False,
-) -> Int8Result:
-    """:func:`export_onnx_int8` calibrated on ``calibration_images`` train images of the
-    prepared folder ``prepared`` and checked on its val split, both through the model's eval
-    preprocessing at the export size. ``model`` must name its classes (a trained model)."""
+def calibration_sets(
+    model: nn.Module, prepared: PathLike, calibration_images: int, image_size: Optional[int] = None
+) -> Tuple[Any, Batches, LabelledBatches]:
+    """The data config at the export size, ``calibration_images`` train images (calibration) and
+    the val split (the gate) of the prepared folder ``prepared``, both through the model's eval
+    preprocessing. Shared by the ONNX and the OpenVINO INT8 paths."""
     if calibration_images < 1:
         raise UsageError(f"--calibration-images must be >= 1, got {calibration_images}")
     classes = getattr(model, "classes", None)
@@ -364,10 +356,28 @@ def export_int8_from_prepared(
         cfg = cfg.with_input_size(image_size)
     train = prepared_batches(prepared, "train", cfg, CALIBRATION_BATCH, calibration_images, classes)
     val = prepared_batches(prepared, "val", cfg, EVAL_BATCH, None, classes)
+    return cfg, lambda: (x for x, _ in train()), val
+
+
+def export_int8_from_prepared(
+    model: nn.Module,
+    path: PathLike,
+    prepared: PathLike,
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
+    image_size: Optional[int] = None,
+    max_drop: float = DEFAULT_MAX_DROP,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "auto",
+    progress: bool = False,
+) -> Int8Result:
+    """:func:`export_onnx_int8` calibrated on ``calibration_images`` train images of the
+    prepared folder ``prepared`` and checked on its val split, both through the model's eval
+    preprocessing at the export size. ``model`` must name its classes (a trained model)."""
+    cfg, calibration, val = calibration_sets(model, prepared, calibration_images, image_size)
     return export_onnx_int8(
         model,
         path,
-        lambda: (x for x, _ in train()),
+        calibration,
         val,
         image_size=cfg.input_size,
         max_drop=max_drop,
