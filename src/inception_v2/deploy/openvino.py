@@ -116,7 +116,9 @@ def read_metadata(model: Any) -> Dict[str, Any]:
 
 
 def _onnx_metadata(path: Path) -> Dict[str, Any]:
-    """An ``.onnx`` file's ``metadata_props``, decoded (OpenVINO does not read them)."""
+    """The fields :func:`~inception_v2.deploy.export.export_metadata` wrote in an ``.onnx``
+    file's ``metadata_props``, decoded (OpenVINO does not read them); other entries (tools such
+    as ONNX Runtime's quantizer add their own) are left alone."""
     try:
         import onnx
     except ImportError:
@@ -130,6 +132,8 @@ def _onnx_metadata(path: Path) -> Dict[str, Any]:
         raise UsageError(f"{path} is not a readable ONNX file ({_first_line(e)})") from None
     meta = {}
     for p in props:
+        if p.key not in METADATA_KEYS + INT8_KEYS:
+            continue
         try:
             meta[p.key] = p.value if p.key == "model_name" else json.loads(p.value)
         except json.JSONDecodeError:

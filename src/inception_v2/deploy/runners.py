@@ -171,6 +171,21 @@ def _build(path: Path, fmt: str, device: Union[str, torch.device], runtime: str,
     return runner
 
 
+def runner_for(
+    path: PathLike,
+    device: Union[str, torch.device] = "auto",
+    runtime: str = "auto",
+    precision: Optional[str] = None,
+) -> Any:
+    """:func:`load_classifier` without its class-name check (a benchmark's untrained file)."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path} does not exist")
+    fmt = file_format(path)
+    cuda = str(device) != "cpu" and resolve_device(device).type == "cuda"
+    return select(path, fmt, runtime, precision, cuda, lambda rt, p: _build(path, fmt, device, rt, p))
+
+
 def load_classifier(
     path: PathLike,
     device: Union[str, torch.device] = "auto",
@@ -185,12 +200,7 @@ def load_classifier(
     :mod:`inception_v2.deploy.runtime`; the runner says what ran in ``runtime``, ``precision``
     and ``runtime_choice``. A file that names no classes is refused (``evaluate`` and
     ``predict`` need them): export it from a checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path} does not exist")
-    fmt = file_format(path)
-    cuda = str(device) != "cpu" and resolve_device(device).type == "cuda"
-    runner = select(path, fmt, runtime, precision, cuda, lambda rt, p: _build(path, fmt, device, rt, p))
+    runner = runner_for(path, device, runtime, precision)
     if not runner.classes:
         raise UsageError(f"{path} does not name its classes in its metadata (export it with --checkpoint)")
     return runner

@@ -83,7 +83,10 @@ Build = Callable[[str, Optional[str]], Any]  # (runtime, precision) -> runner
 
 
 def installed(runtime: str) -> bool:
-    return importlib.util.find_spec(RUNTIME_MODULES[runtime]) is not None
+    try:
+        return importlib.util.find_spec(RUNTIME_MODULES[runtime]) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules: blocked
+        return False
 
 
 def versions() -> Dict[str, Optional[str]]:
