@@ -327,3 +327,25 @@ def test_without_the_extra_one_line_names_it(files, model64, crop_file, tmp_path
         ovd.export_openvino(copy.deepcopy(model64), tmp_path / "ir", SIZE)
     assert load_classifier(files["onnx"][0], "cpu").runtime == "onnxruntime"  # auto: what is installed
     assert listing(tmp_path) == []
+
+
+def test_the_cache_key_follows_the_file_the_cpu_and_the_runtimes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    f = tmp_path / "m.onnx"
+    f.write_bytes(b"one")
+    key = rt.cache_key(f, None)
+    assert rt.cache_key(f, None) == key and rt.cache_key(f, "bf16") != key
+    f.write_bytes(b"two")
+    assert rt.cache_key(f, None) != key
+    key = rt.cache_key(f, None)
+    monkeypatch.setattr(rt, "cpu_model", lambda: "Another CPU")
+    assert rt.cache_key(f, None) != key
+    key = rt.cache_key(f, None)
+    monkeypatch.setattr(rt, "versions", lambda: {"torch": "0", "onnxruntime": "0", "openvino": "0"})
+    assert rt.cache_key(f, None) != key
+    rt.remember("k", {"runtime": "openvino"})  # written atomically: the file alone, no temporary left
+    assert listing(tmp_path / "cache" / "inception-v2") == ["runtime-choice.json"]
+    assert rt.read_cache() == {"k": {"runtime": "openvino"}}
+    monkeypatch.setenv("XDG_CACHE_HOME", str(f))  # a cache that cannot be written is only logged
+    rt.remember("k", {"runtime": "openvino"})
+    assert rt.read_cache() == {}
