@@ -309,6 +309,7 @@ def test_other_tools_onnx_metadata_is_left_alone(files, tmp_path):
     assert clf.classes == list(VOC_CLASSES) and clf.precision == "int8" and clf.kind == "ONNX int8"
 
 
+@pytest.mark.slow  # a whole torch.export of the model, to see it refused
 def test_a_model_openvino_cannot_take_is_a_one_line_error(tiny_run, crop_file, capsys):
     argv = ["predict", "--checkpoint", str(tiny_run / "best.pt"), "--runtime", "openvino", str(crop_file)]
     assert main(argv) == 2
