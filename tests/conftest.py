@@ -19,6 +19,19 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """``XDG_CACHE_HOME`` in a temporary folder: ``--runtime auto`` remembers its timed choices
+    there (``inception_v2.deploy.runtime``), never in the user's own cache."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 # --------------------------------------------------------------------------- data
 # A tiny synthetic VOC devkit (`inception-v2 make-sample`) and its prepared crop stores, built
 # once per test session; training tests reuse them.

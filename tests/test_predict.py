@@ -65,7 +65,8 @@ def test_predict_box_and_cli(tiny_run, crop_files, capsys):
         ]
     )
     assert code == 0
-    lines = capsys.readouterr().out.splitlines()
+    runtime, *lines = capsys.readouterr().out.splitlines()
+    assert runtime == "runtime: torch fp32 (auto: torch, the one runtime for this file here)"
     assert lines[0].endswith(f"[box 1,1,{w},{h}]") and len(lines) == 3 and lines[1].strip().endswith("%")
     # the whole-image box gives the whole-image prediction
     full = predict(tiny_run / "best.pt", [paths[0]], device="cpu")[0]["top"]

@@ -29,6 +29,7 @@ import torch
 from inception_v2.atomic import write_json
 from inception_v2.data import VOCCrops, eval_transform, make_loader
 from inception_v2.deploy.runners import load_classifier
+from inception_v2.deploy.runtime import DEFAULT_RUN, RunOptions
 from inception_v2.errors import UsageError
 from inception_v2.evaluation import TTA_CHOICES, Evaluator
 from inception_v2.locking import exclusive
@@ -105,6 +106,7 @@ class EvaluateOptions:
     out: Optional[Path] = None  # a folder for the JSON and the figures (module docstring)
     confusion_png: Optional[Path] = None  # write only the confusion matrix, to this file
     trust_file: bool = False  # load a TorchScript file, which runs its own code (refused otherwise)
+    run: RunOptions = DEFAULT_RUN  # the runtime and precision (inception_v2.deploy.runtime)
 
     def __post_init__(self) -> None:
         if self.split not in ("test", "val"):
@@ -136,7 +138,7 @@ def evaluate_checkpoint(
         raise TypeError("give evaluate_checkpoint options or keywords, not both")
     o = options or EvaluateOptions(**given)
     checkpoint = Path(checkpoint)
-    runner = load_classifier(checkpoint, o.device, trust_file=o.trust_file)
+    runner = load_classifier(checkpoint, o.device, o.run.runtime, o.run.precision, trust_file=o.trust_file)
     prepared = resolve_prepared(str(data), str(checkpoint.parent))
     dataset = VOCCrops(prepared, o.split, eval_transform(runner.data_config, normalize=False))
     if len(dataset) == 0:
@@ -173,6 +175,9 @@ def _evaluate(runner: Any, checkpoint: Path, dataset: VOCCrops, o: EvaluateOptio
     return {
         "checkpoint": str(checkpoint),
         "format": runner.kind,
+        "runtime": runner.runtime,
+        "precision": runner.precision,
+        "runtime_choice": runner.runtime_choice,
         "model": runner.name,
         "split": o.split,
         "tta": o.tta,
@@ -192,6 +197,7 @@ def format_result(r: Dict[str, Any]) -> str:
     lines = [
         f"{r['model']} ({r['checkpoint']}, {r['format']}) on {r['split']}, {r['images']} images at "
         f"{r['image_size']}px, tta {r['tta']}",
+        f"runtime: {r['runtime']} {r['precision']} ({r['runtime_choice']})",
         f"top-1 {r['acc1']:.2%}   top-5 {r['acc5']:.2%}   loss {r['loss']:.4f}",
         "",
         f"{'class':<12} {'accuracy':>9} {'images':>7}",

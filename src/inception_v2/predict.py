@@ -22,6 +22,7 @@ import torch
 from inception_v2.data import eval_transform
 from inception_v2.data.images import BadFileError, read_picture
 from inception_v2.deploy.runners import load_classifier
+from inception_v2.deploy.runtime import DEFAULT_RUN, RunOptions
 from inception_v2.errors import UsageError
 
 Box = Tuple[int, int, int, int]
@@ -80,15 +81,18 @@ def predict(
     box: Optional[Box] = None,
     topk: int = 5,
     device: str = "auto",
+    run: RunOptions = DEFAULT_RUN,
     trust_file: bool = False,
 ) -> List[Dict[str, Any]]:
-    """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...]}``, best first.
-    ``trust_file``: load a TorchScript file, which runs its own code (refused otherwise)."""
+    """For each image: ``{"image", "box", "top": [{"class", "probability"}, ...], "runtime",
+    "precision", "runtime_choice"}``, best first. ``run``: the runtime and precision
+    (:class:`~inception_v2.deploy.runtime.RunOptions`); ``trust_file``: load a TorchScript file,
+    which runs its own code (refused otherwise)."""
     if topk < 1:
         raise UsageError(f"--topk must be >= 1, got {topk}")
     if not images:
         raise UsageError("give at least one image")
-    clf = load_classifier(checkpoint, device, trust_file=trust_file)
+    clf = load_classifier(checkpoint, device, run.runtime, run.precision, trust_file=trust_file)
     transform = eval_transform(clf.data_config)
     batch = torch.stack([transform(read_image(Path(p), box)) for p in images])
     with torch.inference_mode():
@@ -102,6 +106,9 @@ def predict(
                 "image": str(path),
                 "box": list(box) if box else None,
                 "top": [{"class": clf.classes[i], "probability": v} for v, i in zip(values, indices)],
+                "runtime": clf.runtime,
+                "precision": clf.precision,
+                "runtime_choice": clf.runtime_choice,
             }
         )
     return results

@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from inception_v2.cli.predict import TRUST_FILE_HELP
+from inception_v2.cli.predict import TRUST_FILE_HELP, add_runtime_arguments
+from inception_v2.deploy.runtime import RunOptions
 from inception_v2.evaluate import DEFAULT_MISTAKES, evaluate_checkpoint, format_result
 
 
@@ -50,6 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="also write the confusion matrix alone to this file",
     )
+    add_runtime_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--trust-file", action="store_true", help=TRUST_FILE_HELP)
 
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         mistakes=args.mistakes,
         trust_file=args.trust_file,
+        run=RunOptions(args.runtime, args.precision),
     )
     print(json.dumps(r) if args.json else format_result(r))
     return 0

@@ -25,6 +25,7 @@ from inception_v2.errors import CheckFailedError, UsageError
 from inception_v2.models import create_model, list_models
 
 SAFETENSORS = "safetensors"  # a release folder: weights + config.json (inception_v2.deploy.release)
+OPENVINO = "openvino"  # a folder: model.xml + model.bin (inception_v2.deploy.openvino)
 
 SUFFIX_FORMATS = {
     ".onnx": "onnx",
@@ -54,10 +55,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--format",
-        choices=FORMATS + (SAFETENSORS,),
+        choices=FORMATS + (SAFETENSORS, OPENVINO),
         default=None,
         help="default: from the suffix of --out (.onnx; .pt2: torch.export; .pt, .ts: torchscript, legacy); "
-        "safetensors: a release folder --out DIR with model.safetensors and config.json",
+        "safetensors: a release folder --out DIR with model.safetensors and config.json; "
+        "openvino: an OpenVINO IR folder --out DIR with model.xml and model.bin",
     )
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write (a folder for safetensors)")
     p.add_argument(
@@ -81,7 +83,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="ONNX: auto (default: dynamo-based when onnxscript is installed, else TorchScript-based), "
         "dynamo or torchscript",
     )
-    q = p.add_argument_group("INT8 (ONNX, static post-training quantization with ONNX Runtime)")
+    q = p.add_argument_group(
+        "INT8 (static post-training quantization: ONNX Runtime for .onnx, NNCF for --format openvino)"
+    )
     q.add_argument(
         "--quantize",
         choices=QUANTIZATIONS,
@@ -169,6 +173,41 @@ def check_release_target(out: Path, force: bool) -> None:
         )
 
 
+def run_openvino(args: argparse.Namespace) -> int:
+    """``--format openvino``: an IR folder, float32 or (``--quantize int8``) NNCF INT8."""
+    from inception_v2.deploy import openvino
+
+    for flag, value in (("--opset", args.opset), ("--exporter", args.exporter)):
+        if value is not None:
+            raise UsageError(f"{flag} applies to ONNX export only")
+    if args.checkpoint is None:
+        model = _untrained(args)
+    else:
+        _check_no_num_classes(args)
+        if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+            raise UsageError(f"--out {args.out} is the checkpoint itself; choose another folder")
+        from inception_v2.deploy.load import load_model
+
+        model = load_model(args.checkpoint)
+    try:
+        if args.quantize == "int8":
+            result = openvino.export_openvino_int8_from_prepared(
+                model,
+                args.out,
+                args.calibration_data,
+                calibration_images=args.calibration_images or DEFAULT_CALIBRATION_IMAGES,
+                image_size=args.image_size,
+                max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
+                progress=True,
+            )
+        else:
+            result = openvino.export_openvino(model, args.out, args.image_size)
+    except ParityError as e:
+        raise CheckFailedError(f"{e}; nothing was written") from None
+    print(result.describe())
+    return 0
+
+
 def _check_no_num_classes(args: argparse.Namespace) -> None:
     if args.num_classes is not None:
         raise UsageError("--num-classes applies to --model only (a checkpoint knows its classes)")
@@ -193,8 +232,8 @@ def _check_quantize_args(args: argparse.Namespace, fmt: str) -> None:
         if given:
             raise UsageError(f"{given[0]} applies to --quantize int8 only")
         return
-    if fmt != "onnx":
-        raise UsageError(f"--quantize {args.quantize} writes ONNX, not {fmt}; use an .onnx --out")
+    if fmt not in ("onnx", OPENVINO):
+        raise UsageError(f"--quantize {args.quantize} writes ONNX or OpenVINO, not {fmt}; use an .onnx --out")
     if args.checkpoint is None:
         raise UsageError(f"--quantize {args.quantize} needs a trained model (--checkpoint): its accuracy is checked")
     if args.calibration_data is None:
@@ -211,6 +250,9 @@ def run(args: argparse.Namespace) -> int:
         return run_release(args)
     if args.force:
         raise UsageError("--force applies to --format safetensors only (a file is replaced atomically)")
+    if args.format == OPENVINO:
+        _check_quantize_args(args, OPENVINO)
+        return run_openvino(args)
     fmt = output_format(args.out, args.format)
     _check_quantize_args(args, fmt)
     if args.checkpoint is not None:

@@ -6,12 +6,30 @@ import argparse
 import json
 from pathlib import Path
 
+from inception_v2.deploy.runtime import PRECISIONS, RUNTIMES, RunOptions
 from inception_v2.predict import parse_box, predict
 
 TRUST_FILE_HELP = (
     "load a TorchScript --checkpoint: it runs its own code, so only a file from someone you trust "
     "(refused without this flag; other kinds never run code from the file)"
 )
+
+
+def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """``--runtime`` and ``--precision`` (shared with ``evaluate``)."""
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="auto (default: the fastest installed runtime for the file on this host, timed once and cached), "
+        "torch, onnxruntime or openvino",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="default: the file's own (int8 for an INT8 file, else fp32); bf16 needs AMX or AVX-512 BF16",
+    )
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -35,6 +53,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    add_runtime_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON list")
     p.add_argument("--trust-file", action="store_true", help=TRUST_FILE_HELP)
 
@@ -42,11 +61,20 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     box = parse_box(args.box) if args.box else None
     results = predict(
-        args.checkpoint, args.images, box=box, topk=args.topk, device=args.device, trust_file=args.trust_file
+        args.checkpoint,
+        args.images,
+        box=box,
+        topk=args.topk,
+        device=args.device,
+        run=RunOptions(args.runtime, args.precision),
+        trust_file=args.trust_file,
     )
     if args.json:
         print(json.dumps(results))
         return 0
+    if results:
+        r = results[0]
+        print(f"runtime: {r['runtime']} {r['precision']} ({r['runtime_choice']})")
     for r in results:
         where = f" [box {','.join(map(str, r['box']))}]" if r["box"] else ""
         print(f"{r['image']}{where}")

@@ -336,6 +336,27 @@ def prepared_batches(
     return lambda: make_loader(dataset, batch_size, shuffle=False, workers=0, pin_memory=False)
 
 
+def calibration_sets(
+    model: nn.Module, prepared: PathLike, calibration_images: int, image_size: Optional[int] = None
+) -> Tuple[Any, Batches, LabelledBatches]:
+    """The data config at the export size, ``calibration_images`` train images (calibration) and
+    the val split (the gate) of the prepared folder ``prepared``, both through the model's eval
+    preprocessing. Shared by the ONNX and the OpenVINO INT8 paths."""
+    if calibration_images < 1:
+        raise UsageError(f"--calibration-images must be >= 1, got {calibration_images}")
+    classes = getattr(model, "classes", None)
+    if not classes:
+        raise UsageError("INT8 export needs a trained model (--checkpoint): its accuracy is checked on val")
+    cfg = model.data_config
+    if image_size is not None and image_size != cfg.input_size:
+        if image_size < cfg.min_input_size:
+            raise UsageError(f"{model_name(model)} needs an image size >= {cfg.min_input_size}, got {image_size}")
+        cfg = cfg.with_input_size(image_size)
+    train = prepared_batches(prepared, "train", cfg, CALIBRATION_BATCH, calibration_images, classes)
+    val = prepared_batches(prepared, "val", cfg, EVAL_BATCH, None, classes)
+    return cfg, lambda: (x for x, _ in train()), val
+
+
 def export_int8_from_prepared(
     model: nn.Module,
     path: PathLike,
@@ -350,22 +371,11 @@ def export_int8_from_prepared(
     """:func:`export_onnx_int8` calibrated on ``calibration_images`` train images of the
     prepared folder ``prepared`` and checked on its val split, both through the model's eval
     preprocessing at the export size. ``model`` must name its classes (a trained model)."""
-    if calibration_images < 1:
-        raise UsageError(f"--calibration-images must be >= 1, got {calibration_images}")
-    classes = getattr(model, "classes", None)
-    if not classes:
-        raise UsageError("INT8 export needs a trained model (--checkpoint): its accuracy is checked on val")
-    cfg = model.data_config
-    if image_size is not None and image_size != cfg.input_size:
-        if image_size < cfg.min_input_size:
-            raise UsageError(f"{model_name(model)} needs an image size >= {cfg.min_input_size}, got {image_size}")
-        cfg = cfg.with_input_size(image_size)
-    train = prepared_batches(prepared, "train", cfg, CALIBRATION_BATCH, calibration_images, classes)
-    val = prepared_batches(prepared, "val", cfg, EVAL_BATCH, None, classes)
+    cfg, calibration, val = calibration_sets(model, prepared, calibration_images, image_size)
     return export_onnx_int8(
         model,
         path,
-        lambda: (x for x, _ in train()),
+        calibration,
         val,
         image_size=cfg.input_size,
         max_drop=max_drop,

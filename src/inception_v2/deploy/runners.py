@@ -12,10 +12,14 @@
   sidecar ``PATH.json`` (or the copy inside the archive);
 * TorchScript (legacy; any suffix, recognized by its content): ``torch.jit.load``
   (:class:`TorchScriptClassifier`); names from its ``meta.json``. A TorchScript file is code
-  and is refused unless the caller trusts it (``trust_file=True``, ``--trust-file``).
+  and is refused unless the caller trusts it (``trust_file=True``, ``--trust-file``);
+* an OpenVINO IR (a folder with ``model.xml`` + ``model.bin``, or an ``.xml``): OpenVINO
+  (:class:`~inception_v2.deploy.openvino.OpenVinoClassifier`), which also runs ``.onnx`` files
+  and checkpoints with ``runtime="openvino"``; names from its ``rt_info``.
 
-A ``.pt2`` archive is checked before ``torch.export.load`` sees it, so that no pickle in it is
-ever unpickled unchecked (:mod:`inception_v2.formats.untrusted`).
+Which runtime runs a file, at which precision: :mod:`inception_v2.deploy.runtime`. A ``.pt2``
+archive is checked before ``torch.export.load`` sees it, so that no pickle in it is ever
+unpickled unchecked (:mod:`inception_v2.formats.untrusted`).
 
 Each returned object is called on a normalized float32 batch ``N x 3 x S x S`` (the model's
 eval transform, :func:`inception_v2.data.eval_transform` of its ``data_config``) and returns
@@ -34,9 +38,11 @@ import torch
 from inception_v2.deploy.export import read_pt2, read_torchscript
 from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, prepare_for_inference, resolve_device
 from inception_v2.deploy.load import load_model
+from inception_v2.deploy.openvino import OpenVinoClassifier, check_precision, ir_file
+from inception_v2.deploy.runtime import select, torch_amp
 from inception_v2.errors import UsageError
 from inception_v2.formats.schema import validate_normalization
-from inception_v2.formats.untrusted import is_torchscript
+from inception_v2.formats.untrusted import is_torchscript, refuse_untrusted_code
 from inception_v2.models.registry import DataConfig
 from inception_v2.paths import PathLike
 
@@ -151,32 +157,84 @@ def _onnx_providers(device: str) -> Optional[Sequence[str]]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def load_classifier(path: PathLike, device: Union[str, torch.device] = "auto", trust_file: bool = False) -> Any:
-    """The model in ``path``, ready to classify normalized batches (see the module docstring):
-    a checkpoint, a release folder, an ``.onnx`` file (float or INT8), a ``.pt2`` program or a
-    TorchScript file. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``,
-    ``cuda:N``. A file that names no classes is refused (``evaluate`` and ``predict`` need
-    them): export it from a checkpoint. A TorchScript file runs its own code and is refused
-    unless ``trust_file`` (:mod:`inception_v2.formats.untrusted`). The returned runner checks
-    every answer (:class:`CheckedClassifier`)."""
+def file_format(path: Path) -> str:
+    """What ``path`` holds: ``checkpoint``, ``release folder``, ``onnx``, ``openvino`` (an IR
+    folder or ``.xml``), ``pt2`` or ``torchscript``."""
+    if ir_file(path) is not None:
+        return "openvino"
+    if path.is_dir():
+        return "release folder"
+    suffix = path.suffix.lower()
+    if suffix in (".onnx", ".pt2"):
+        return suffix[1:]
+    return "torchscript" if is_torchscript(path) else "checkpoint"
+
+
+def _build(path: Path, fmt: str, device: Union[str, torch.device], runtime: str, precision: Optional[str]) -> Any:
+    """The runner of ``path`` under ``runtime`` at ``precision`` (None: the file's own); a
+    TorchScript file only once :func:`runner_for` has checked that the caller trusts it."""
+    if runtime == "openvino":
+        if str(device) not in ("auto", "cpu"):
+            raise UsageError(f"OpenVINO runs on the CPU here: --runtime openvino takes --device cpu, not {device}")
+        if fmt in ("checkpoint", "release folder"):
+            return OpenVinoClassifier.from_torch(load_model(path), path, precision)
+        return OpenVinoClassifier(path, precision)
+    if runtime == "onnxruntime":
+        if precision == "bf16":
+            raise UsageError("ONNX Runtime runs .onnx files at float32 or int8; bf16 needs --runtime openvino")
+        runner = OnnxClassifier(path, providers=_onnx_providers(str(device)))
+        runner.precision = check_precision(path, precision, runner.quantization)
+    elif fmt in ("checkpoint", "release folder"):
+        dev = resolve_device(device)
+        amp = torch_amp(path, dev, precision, fmt)
+        runner = prepare_for_inference(load_model(path), dev, amp=amp)
+        runner.kind, runner.precision = fmt, "bf16" if runner.amp_dtype is not None else "fp32"
+    else:
+        torch_amp(path, resolve_device(device), precision, fmt)
+        runner = ProgramClassifier(path, device) if fmt == "pt2" else TorchScriptClassifier(path, device, True)
+        runner.precision = "fp32"
+    runner.runtime = runtime
+    return runner
+
+
+def runner_for(
+    path: PathLike,
+    device: Union[str, torch.device] = "auto",
+    runtime: str = "auto",
+    precision: Optional[str] = None,
+    trust_file: bool = False,
+) -> Any:
+    """:func:`load_classifier` without its class-name checks (a benchmark's untrained file)."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     if not path.is_dir() and not path.is_file():  # a FIFO or a device: reading it could block forever
         raise UsageError(f"{path} is not a regular file or a folder (a pipe, socket or device)")
-    suffix = path.suffix.lower()
-    if path.is_dir():
-        runner = prepare_for_inference(load_model(path), resolve_device(device))  # a release folder
-        runner.kind = "release folder"
-    elif suffix == ".onnx":
-        runner = OnnxClassifier(path, providers=_onnx_providers(str(device)))
-    elif suffix == ".pt2":
-        runner = ProgramClassifier(path, device)
-    elif is_torchscript(path):
-        runner = TorchScriptClassifier(path, device, trust_file=trust_file)
-    else:
-        runner = prepare_for_inference(load_model(path), resolve_device(device))
-        runner.kind = "checkpoint"
+    fmt = file_format(path)
+    if fmt == "torchscript" and not trust_file:
+        refuse_untrusted_code(path, trust_file)
+    cuda = str(device) != "cpu" and resolve_device(device).type == "cuda"
+    return select(path, fmt, runtime, precision, cuda, lambda rt, p: _build(path, fmt, device, rt, p))
+
+
+def load_classifier(
+    path: PathLike,
+    device: Union[str, torch.device] = "auto",
+    runtime: str = "auto",
+    precision: Optional[str] = None,
+    trust_file: bool = False,
+) -> Any:
+    """The model in ``path``, ready to classify normalized batches (see the module docstring):
+    a checkpoint, a release folder, an ``.onnx`` file (float or INT8), an OpenVINO IR, a
+    ``.pt2`` program or a TorchScript file. ``device``: ``auto`` (CUDA when available), ``cpu``,
+    ``cuda``, ``cuda:N``. ``runtime`` (``auto``, ``torch``, ``onnxruntime``, ``openvino``) and
+    ``precision`` (None: the file's own; ``fp32``, ``bf16``, ``int8``): see
+    :mod:`inception_v2.deploy.runtime`; the runner says what ran in ``runtime``, ``precision``
+    and ``runtime_choice``. A file that names no classes is refused (``evaluate`` and
+    ``predict`` need them): export it from a checkpoint. A TorchScript file runs its own code and
+    is refused unless ``trust_file`` (:mod:`inception_v2.formats.untrusted`). The returned runner
+    checks every answer (:class:`CheckedClassifier`)."""
+    runner = runner_for(path, device, runtime, precision, trust_file)
     if not runner.classes:
         raise UsageError(f"{path} does not name its classes in its metadata (export it with --checkpoint)")
     num = getattr(runner, "num_classes", None)
