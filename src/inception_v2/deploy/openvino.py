@@ -43,7 +43,6 @@ from inception_v2.deploy.cpu import require_bf16
 from inception_v2.deploy.export import (
     VERIFY_BATCH_SIZES,
     _compare,
-    _first_line,
     _image_size,
     _reference,
     export_metadata,
@@ -51,10 +50,10 @@ from inception_v2.deploy.export import (
 )
 from inception_v2.deploy.inference import deploy_copy
 from inception_v2.deploy.quantize import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP, calibration_sets, compare_top1
-from inception_v2.errors import CheckFailedError, UsageError
+from inception_v2.errors import CheckFailedError, UsageError, first_line
+from inception_v2.formats.state_dict import model_name
 from inception_v2.models.registry import DataConfig
-
-PathLike = Union[str, "os.PathLike[str]"]
+from inception_v2.paths import PathLike
 
 OPENVINO_INSTALL_HINT = "pip install 'inception-v2[openvino]'"
 IR_XML, IR_BIN = "model.xml", "model.bin"
@@ -129,7 +128,7 @@ def _onnx_metadata(path: Path) -> Dict[str, Any]:
     try:
         props = onnx.load(str(path), load_external_data=False).metadata_props
     except Exception as e:  # noqa: BLE001 - protobuf raises its own types for a corrupt file
-        raise UsageError(f"{path} is not a readable ONNX file ({_first_line(e)})") from None
+        raise UsageError(f"{path} is not a readable ONNX file ({first_line(e, with_type=True)})") from None
     meta = {}
     for p in props:
         if p.key not in METADATA_KEYS + INT8_KEYS:
@@ -170,7 +169,7 @@ class OpenVinoClassifier:
         try:
             model = ov.Core().read_model(str(source))
         except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses of its own
-            raise UsageError(f"{self.path}: OpenVINO cannot read it ({_first_line(e)})") from None
+            raise UsageError(f"{self.path}: OpenVINO cannot read it ({first_line(e, with_type=True)})") from None
         if xml is not None:
             try:
                 meta = read_metadata(model)
@@ -234,7 +233,9 @@ class OpenVinoClassifier:
         try:
             self.compiled = ov.Core().compile_model(model, "CPU", config)
         except Exception as e:  # noqa: BLE001
-            raise UsageError(f"{self.path}: OpenVINO cannot compile it for the CPU ({_first_line(e)})") from None
+            raise UsageError(
+                f"{self.path}: OpenVINO cannot compile it for the CPU ({first_line(e, with_type=True)})"
+            ) from None
         self.device = torch.device("cpu")
 
     def __call__(self, images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
@@ -292,14 +293,14 @@ def openvino_model(model: nn.Module, image_size: int) -> Any:
     ``N x 3 x S x S`` (``N`` dynamic) and output ``logits``; :class:`UsageError` naming the
     model when OpenVINO cannot take it at that size."""
     ov = import_openvino()
-    name = getattr(model, "name", type(model).__name__)
+    name = model_name(model)
     program = export_program(deploy_copy(model).float().cpu(), image_size)
     try:
         converted = ov.convert_model(program)
         converted.reshape([ov.Dimension(), 3, image_size, image_size])
     except Exception as e:  # noqa: BLE001 - the converter raises many types
         raise UsageError(
-            f"OpenVINO cannot convert {name} at {image_size}x{image_size} ({_first_line(e)[:300]}); "
+            f"OpenVINO cannot convert {name} at {image_size}x{image_size} ({first_line(e, with_type=True)[:300]}); "
             "try a larger --image-size"
         ) from None
     converted.inputs[0].get_tensor().set_names({"images"})
@@ -392,7 +393,7 @@ def export_openvino(model: nn.Module, out: PathLike, image_size: Optional[int] =
 
     diffs = write_ir_verified(converted, out, verify)
     num_classes = int(ref.logits[VERIFY_BATCH_SIZES[0]].shape[1])
-    name = getattr(model, "name", type(model).__name__)
+    name = model_name(model)
     size_bytes = sum(f.stat().st_size for f in (out / IR_XML, out / IR_BIN))
     return OpenVinoExport(out, name, size, num_classes, diffs, ref.tolerance, ref.float32_error, size_bytes)
 
@@ -519,7 +520,7 @@ def export_openvino_int8(
 
     write_ir_verified(quantized, out, verify)
     size_bytes = sum(f.stat().st_size for f in (out / IR_XML, out / IR_BIN))
-    name = getattr(model, "name", type(model).__name__)
+    name = model_name(model)
     return OpenVinoInt8(
         out, name, size, n_cal, n_val, f_top1, q_top1, same / n_val, max_drop, diffs, size_bytes,
         time.perf_counter() - start,
