@@ -176,3 +176,17 @@ def test_compile_mode_reaches_torch_compile(prepared_sample, tmp_path, monkeypat
     cfg = tiny_config(prepared_sample, tmp_path / "run", epochs=1, compile=True, compile_mode=mode)
     fit(cfg, progress=False)
     assert seen == [{"backend": "inductor", "mode": mode}]
+
+
+def test_pool_impl_auto_is_native_on_the_cpu_and_avoids_the_broken_kernel_on_cuda():
+    """``--pool-impl auto``: the CPU keeps PyTorch's kernels (the recorded runs bit for bit);
+    CUDA gets a formulation that never runs the channels-last ``avg_pool2d`` backward."""
+    from inception_v2.models.pooling import DEFAULT_POOL_IMPL
+    from inception_v2.train.config import device_settings, resolve_config
+
+    cfg = resolve_config(model="googlenet_bn", data="d", out="o", workers=0)
+    assert cfg.pool_impl == "auto"
+    assert device_settings(cfg, torch.device("cpu")).pool_impl == "native"
+    assert device_settings(cfg, torch.device("cuda")).pool_impl == DEFAULT_POOL_IMPL != "native"
+    chosen = resolve_config(model="googlenet_bn", data="d", out="o", workers=0, pool_impl="contiguous")
+    assert device_settings(chosen, torch.device("cpu")).pool_impl == "contiguous"

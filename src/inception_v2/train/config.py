@@ -229,10 +229,11 @@ class TrainConfig:
         choices=COMPILE_MODES,
     )
     pool_impl: str = _opt(
-        DEFAULT_POOL_IMPL,
+        "auto",
         "hardware",
-        "how the pool branches are computed (the same network and weights; docs/training.md, GPU)",
-        choices=POOL_IMPLS,
+        "how the pool branches are computed (the same network and weights; docs/training.md, GPU); auto: "
+        f"native on the CPU (the recorded runs bit for bit), {DEFAULT_POOL_IMPL} on CUDA",
+        choices=("auto",) + POOL_IMPLS,
     )
     fused_optimizer: bool = _opt(False, "hardware", "fused optimizer kernels (adam, adamw, sgd; CUDA)")
     device_augment: bool = _opt(
@@ -527,6 +528,7 @@ class DeviceSettings:
     channels_last: bool = False
     workers: int = 0  # loader processes per training process
     cudnn_benchmark: bool = False  # cuDNN picks the fastest kernels for the run's fixed input size
+    pool_impl: str = "native"  # how the pool branches are computed (inception_v2.models.pooling)
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -557,4 +559,8 @@ def device_settings(cfg: TrainConfig, device: torch.device, local_world_size: in
         channels_last=cfg.channels_last if cfg.channels_last is not None else cuda,
         workers=workers,
         cudnn_benchmark=cuda,
+        # on the CPU the paper's order with PyTorch's kernels (correct there, and what the recorded
+        # runs used); on CUDA a formulation that never runs the channels-last avg_pool2d backward,
+        # which some builds get wrong
+        pool_impl=cfg.pool_impl if cfg.pool_impl != "auto" else (DEFAULT_POOL_IMPL if cuda else "native"),
     )

@@ -243,7 +243,7 @@ def _build_model(
     if cfg.sync_bn and info.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(settings.device)
-    set_pool_impl(model, cfg.pool_impl)
+    set_pool_impl(model, settings.pool_impl)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
     return model, frozen
