@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from inception_v2.atomic import remove_stale_temps, write_json
+from inception_v2.data.prepare import check_out_outside_input
 from inception_v2.data.transforms import batch_mix
 from inception_v2.errors import LockedError, UsageError
 from inception_v2.evaluation import NO_RESULT, EvalResult, Evaluator, evaluate  # noqa: F401 (evaluate re-exported)
@@ -118,6 +119,7 @@ def fit(
             restarted = dist_utils.any_true(restarts > 0, device)
             # Rank 0's config everywhere (another machine may lack RUN_DIR/config.json on --resume).
             cfg = dist_utils.run_on_main(lambda own=cfg: own)
+            _check_out_outside_source(cfg)  # before the run folder exists
             # One writer per run directory: rank 0 holds its lock until the run ends (or dies).
             wait_s = LOCK_WAIT_S if restarted else 0.0
             dist_utils.run_on_main(lambda: _own_run_dir(stack, Path(cfg.out), wait_s=wait_s))
@@ -138,6 +140,14 @@ def fit(
 
 
 LOCK_WAIT_S = 60.0  # after an elastic restart, how long to wait for the dead attempt's lock
+
+
+def _check_out_outside_source(cfg: TrainConfig) -> None:
+    """:class:`UsageError` when ``--out`` lies in a ``--data`` that is a source to prepare (a VOC
+    root or an image folder), not a prepared folder: the run's files would become input."""
+    data = Path(cfg.data)
+    if data.is_dir() and not (data / "counts.json").is_file():
+        check_out_outside_input(Path(cfg.out), [data], "--out")
 
 
 def _own_run_dir(stack: contextlib.ExitStack, out: Path, wait_s: float = 0.0) -> None:
