@@ -144,6 +144,30 @@ def _json_meta(meta: Dict[str, str], key: str, path: Path) -> Any:
         raise UsageError(f"{path}: metadata {key!r} is not valid JSON ({e})") from None
 
 
+def metadata_data_config(meta: Dict[str, Any], image_size: int) -> DataConfig:
+    """The evaluation preprocessing an exported file's metadata describes (mean and std 0.5 when
+    it names none, as a foreign file's are unknown)."""
+    return DataConfig(
+        input_size=image_size,
+        resize_size=int(meta.get("resize_size") or image_size),
+        min_input_size=image_size,
+        mean=tuple(meta.get("mean") or (0.5,) * 3),
+        std=tuple(meta.get("std") or (0.5,) * 3),
+    )
+
+
+def batch_array(images: Union[torch.Tensor, np.ndarray], image_size: int, name: str) -> np.ndarray:
+    """A batch ``N x 3 x S x S`` as a contiguous float32 array for a runtime outside PyTorch;
+    ``ValueError`` naming ``name`` for another shape."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().to("cpu", torch.float32).numpy()
+    x = np.ascontiguousarray(images, dtype=np.float32)
+    want = (3, image_size, image_size)
+    if x.ndim != 4 or tuple(x.shape[1:]) != want:
+        raise ValueError(f"{name} expects a batch shaped N x {' x '.join(map(str, want))}, got {tuple(x.shape)}")
+    return x
+
+
 class OnnxClassifier:
     """An ONNX file written by ``inception-v2 export``, run with ONNX Runtime.
 
@@ -247,14 +271,7 @@ class OnnxClassifier:
         )
 
     def __call__(self, images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
-        if isinstance(images, torch.Tensor):
-            images = images.detach().to("cpu", torch.float32).numpy()
-        x = np.ascontiguousarray(images, dtype=np.float32)
-        want = (3, self.image_size, self.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(
-                f"{self.path.name} expects a batch shaped N x {' x '.join(map(str, want))}, got {tuple(x.shape)}"
-            )
+        x = batch_array(images, self.image_size, self.path.name)
         if self.batch_size is None or len(x) == self.batch_size:
             return torch.from_numpy(self._run(x))
         # a graph with a fixed batch (a foreign file): run it batch by batch, the last one padded

@@ -48,11 +48,10 @@ from inception_v2.deploy.export import (
     export_metadata,
     export_program,
 )
-from inception_v2.deploy.inference import deploy_copy
+from inception_v2.deploy.inference import batch_array, deploy_copy, metadata_data_config
 from inception_v2.deploy.quantize import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP, calibration_sets, compare_top1
 from inception_v2.errors import CheckFailedError, UsageError, first_line
 from inception_v2.formats.state_dict import model_name
-from inception_v2.models.registry import DataConfig
 from inception_v2.paths import PathLike
 
 OPENVINO_INSTALL_HINT = "pip install 'inception-v2[openvino]'"
@@ -212,13 +211,7 @@ class OpenVinoClassifier:
         self.image_size = int(meta.get("image_size") or graph_size or 0)
         if not self.image_size:
             raise UsageError(f"{self.path}: no image_size in its metadata and no fixed input size")
-        self.data_config = DataConfig(
-            input_size=self.image_size,
-            resize_size=int(meta.get("resize_size") or self.image_size),
-            min_input_size=self.image_size,
-            mean=tuple(meta.get("mean") or (0.5,) * 3),
-            std=tuple(meta.get("std") or (0.5,) * 3),
-        )
+        self.data_config = metadata_data_config(meta, self.image_size)
         classes = meta.get("classes")
         self.classes: Optional[List[str]] = [str(c) for c in classes] if isinstance(classes, list) else None
         self.name: Optional[str] = meta.get("model_name")
@@ -239,14 +232,7 @@ class OpenVinoClassifier:
         self.device = torch.device("cpu")
 
     def __call__(self, images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
-        if isinstance(images, torch.Tensor):
-            images = images.detach().to("cpu", torch.float32).numpy()
-        x = np.ascontiguousarray(images, dtype=np.float32)
-        want = (3, self.image_size, self.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(
-                f"{self.path.name} expects a batch shaped N x {' x '.join(map(str, want))}, got {tuple(x.shape)}"
-            )
+        x = batch_array(images, self.image_size, self.path.name)
         logits = np.array(self.compiled(x)[0], dtype=np.float32)
         check_finite(self.path, logits, "OpenVINO")
         return torch.from_numpy(logits)

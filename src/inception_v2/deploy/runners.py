@@ -36,14 +36,19 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 
 from inception_v2.deploy.export import read_pt2, read_torchscript
-from inception_v2.deploy.inference import OnnxClassifier, import_onnxruntime, prepare_for_inference, resolve_device
+from inception_v2.deploy.inference import (
+    OnnxClassifier,
+    import_onnxruntime,
+    metadata_data_config,
+    prepare_for_inference,
+    resolve_device,
+)
 from inception_v2.deploy.load import load_model
 from inception_v2.deploy.openvino import OpenVinoClassifier, check_precision, ir_file
 from inception_v2.deploy.runtime import select, torch_amp
 from inception_v2.errors import UsageError
 from inception_v2.formats.schema import validate_normalization
 from inception_v2.formats.untrusted import is_torchscript, refuse_untrusted_code
-from inception_v2.models.registry import DataConfig
 from inception_v2.paths import PathLike
 
 
@@ -65,13 +70,7 @@ class _ExportedClassifier:
         validate_normalization(meta.get("mean") or (0.5,) * 3, meta.get("std") or (0.5,) * 3, f"{path} (metadata)")
         try:
             self.image_size = int(meta["image_size"])
-            self.data_config = DataConfig(
-                input_size=self.image_size,
-                resize_size=int(meta.get("resize_size") or self.image_size),
-                min_input_size=self.image_size,
-                mean=tuple(meta.get("mean") or (0.5,) * 3),
-                std=tuple(meta.get("std") or (0.5,) * 3),
-            )
+            self.data_config = metadata_data_config(meta, self.image_size)
         except (KeyError, TypeError, ValueError) as e:
             raise UsageError(f"{path}: its metadata lacks a valid image_size / resize_size ({e})") from None
         classes = meta.get("classes")
