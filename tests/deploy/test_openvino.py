@@ -302,7 +302,7 @@ def test_the_openvino_runner_checks_class_count_and_finite_logits(files, tmp_pat
         ovd.OpenVinoClassifier(tmp_path / "bad")
     clf = ovd.OpenVinoClassifier(files["ir"][0])
     clf.compiled = lambda x: [np.full((len(x), 20), np.nan, np.float32)]
-    with pytest.raises(CheckFailedError, match=f"{files['ir'][0]}: OpenVINO returned non-finite logits"):
+    with pytest.raises(UsageError, match=f"{files['ir'][0]}: OpenVINO returned non-finite logits"):
         clf(torch.zeros(1, 3, SIZE, SIZE))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -168,6 +168,21 @@ def batch_array(images: Union[torch.Tensor, np.ndarray], image_size: int, name: 
     return x
 
 
+def run_in_batches(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: Optional[int]) -> np.ndarray:
+    """``run(x)``; for a graph with a fixed batch (a foreign file), batch by batch, the last one
+    padded with zeros and its padding's outputs dropped."""
+    if batch_size is None or len(x) == batch_size:
+        return run(x)
+    parts = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start : start + batch_size]
+        pad = batch_size - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+        parts.append(run(chunk)[: batch_size - pad])
+    return np.concatenate(parts)
+
+
 class OnnxClassifier:
     """An ONNX file written by ``inception-v2 export``, run with ONNX Runtime.
 
@@ -272,17 +287,7 @@ class OnnxClassifier:
 
     def __call__(self, images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
         x = batch_array(images, self.image_size, self.path.name)
-        if self.batch_size is None or len(x) == self.batch_size:
-            return torch.from_numpy(self._run(x))
-        # a graph with a fixed batch (a foreign file): run it batch by batch, the last one padded
-        parts = []
-        for start in range(0, len(x), self.batch_size):
-            chunk = x[start : start + self.batch_size]
-            pad = self.batch_size - len(chunk)
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
-            parts.append(self._run(chunk)[: self.batch_size - pad])
-        return torch.from_numpy(np.concatenate(parts))
+        return torch.from_numpy(run_in_batches(self._run, x, self.batch_size))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         try:

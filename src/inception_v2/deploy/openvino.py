@@ -48,7 +48,7 @@ from inception_v2.deploy.export import (
     export_metadata,
     export_program,
 )
-from inception_v2.deploy.inference import batch_array, deploy_copy, metadata_data_config
+from inception_v2.deploy.inference import batch_array, deploy_copy, metadata_data_config, run_in_batches
 from inception_v2.deploy.quantize import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP, calibration_sets, compare_top1
 from inception_v2.errors import CheckFailedError, UsageError, first_line
 from inception_v2.formats.state_dict import model_name
@@ -207,7 +207,13 @@ class OpenVinoClassifier:
         if self.quantization and self.kind != "checkpoint":
             self.kind += f" {self.quantization}"
         shape = model.inputs[0].get_partial_shape()
+        # a foreign file's graph may fix its batch (at 1, say): it then runs batch by batch
+        self.batch_size = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
         graph_size = shape[3].get_length() if shape.rank.is_static and shape[3].is_static else None
+        if graph_size is not None and meta.get("image_size") and int(meta["image_size"]) != graph_size:
+            raise UsageError(
+                f"{self.path}: its metadata says image_size {meta['image_size']} but its graph takes {graph_size}"
+            )
         self.image_size = int(meta.get("image_size") or graph_size or 0)
         if not self.image_size:
             raise UsageError(f"{self.path}: no image_size in its metadata and no fixed input size")
@@ -233,7 +239,7 @@ class OpenVinoClassifier:
 
     def __call__(self, images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
         x = batch_array(images, self.image_size, self.path.name)
-        logits = np.array(self.compiled(x)[0], dtype=np.float32)
+        logits = run_in_batches(lambda b: np.array(self.compiled(b)[0], dtype=np.float32), x, self.batch_size)
         check_finite(self.path, logits, "OpenVINO")
         return torch.from_numpy(logits)
 
@@ -268,7 +274,7 @@ def check_class_count(path: Path, classes: Optional[List[str]], num_classes: Opt
 
 def check_finite(path: Path, logits: np.ndarray, runtime: str) -> None:
     if not np.isfinite(logits).all():
-        raise CheckFailedError(f"{path}: {runtime} returned non-finite logits (NaN or infinity)")
+        raise UsageError(f"{path}: {runtime} returned non-finite logits (NaN or infinity); the file is broken")
 
 
 # --------------------------------------------------------------------------- export

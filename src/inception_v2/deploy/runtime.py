@@ -206,7 +206,7 @@ def _build_all(names: List[str], precision: Optional[str], build: Build) -> Tupl
         try:
             runners[name] = build(name, precision)
         except UsageError as e:
-            _log.info("auto: %s cannot run the file: %s", name, e)
+            _log.debug("auto: %s cannot run the file: %s", name, e)  # the first error is raised if none can
             errors.append(e)
     return runners, errors
 
