@@ -208,7 +208,7 @@ def test_cli_refuses_when_the_gate_fails(tiny_run, prepared_sample, tmp_path, mo
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--quantize", "int8", "--out", "m.pt2"], "writes ONNX, not pt2"),
+    (["--quantize", "int8", "--out", "m.pt2"], "writes ONNX or OpenVINO, not pt2"),
     (["--quantize", "int8", "--out", "m.onnx"], "needs --calibration-data"),
     (["--calibration-data", "d", "--out", "m.onnx"], "--calibration-data applies to --quantize int8 only"),
     (["--max-drop", "2", "--out", "m.onnx"], "--max-drop applies to --quantize int8 only"),
