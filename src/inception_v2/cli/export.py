@@ -191,21 +191,24 @@ def run_openvino(args: argparse.Namespace) -> int:
         model = load_model(args.checkpoint)
     try:
         if args.quantize == "int8":
-            result = openvino.export_openvino_int8_from_prepared(
-                model,
-                args.out,
-                args.calibration_data,
-                calibration_images=args.calibration_images or DEFAULT_CALIBRATION_IMAGES,
-                image_size=args.image_size,
-                max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
-                progress=True,
-            )
+            result = openvino.export_openvino_int8_from_prepared(model, args.out, **_calibration(args))
         else:
             result = openvino.export_openvino(model, args.out, args.image_size)
     except ParityError as e:
         raise CheckFailedError(f"{e}; nothing was written") from None
     print(result.describe())
     return 0
+
+
+def _calibration(args: argparse.Namespace) -> dict:
+    """The INT8 calibration and accuracy-gate arguments, the same for ONNX and OpenVINO."""
+    return {
+        "prepared": args.calibration_data,
+        "calibration_images": args.calibration_images or DEFAULT_CALIBRATION_IMAGES,
+        "image_size": args.image_size,
+        "max_drop": DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
+        "progress": True,
+    }
 
 
 def _check_no_num_classes(args: argparse.Namespace) -> None:
@@ -275,13 +278,9 @@ def run(args: argparse.Namespace) -> int:
             result = export_int8_from_prepared(
                 model,
                 args.out,
-                args.calibration_data,
-                calibration_images=args.calibration_images or DEFAULT_CALIBRATION_IMAGES,
-                image_size=args.image_size,
-                max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop,
+                **_calibration(args),
                 opset=args.opset or DEFAULT_OPSET,
                 exporter=args.exporter or "auto",
-                progress=True,
             )
         else:
             result = export_model(model, args.out, fmt, args.image_size, args.opset, args.exporter)
