@@ -76,9 +76,8 @@ def checkpoint_state(cfg: TrainConfig, step: TrainStep, data: DataIdentity, reco
     return checkpoint_from_training(run, step.model, step.optimizer, step.scheduler, step.scaler, step.ema)
 
 
-def restore_state(state: Dict[str, Any], path: PathLike, step: TrainStep) -> RunRecord:
+def restore_state(checkpoint: Checkpoint, path: PathLike, step: TrainStep) -> RunRecord:
     """The inverse of :func:`checkpoint_state` for the training state (the schedule follows from
     the step count), with a one-line error for a state that does not fit; returns the record."""
-    checkpoint = Checkpoint.from_dict(state, path)
     restore_training(checkpoint, path, step.model, step.optimizer, step.scaler, step.ema)
     return RunRecord(int(checkpoint.epoch), list(checkpoint.history), dict(checkpoint.best))

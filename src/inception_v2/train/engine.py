@@ -236,7 +236,7 @@ def _build_model(
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     # a resumed run takes every weight from last.pt: the pretrained file is not read again
     pretrained = cfg.pretrained if point is None else None
-    arch = dict(point.state.get("arch_options") or {}) if point is not None else {}  # as the run was built
+    arch = dict(point.state.arch_options) if point is not None else {}  # as the run was built
     model = create_model(
         cfg.model,
         num_classes=num_classes,
@@ -271,7 +271,7 @@ def _start(run: Run, point: Optional[ResumePoint], stack: contextlib.ExitStack) 
             f"resuming {cfg.out} after epoch {record.epoch} "
             f"(best val top-1 {best['val_acc1']:.4f} at epoch {best['epoch']})"
         )
-        point.state = {}  # the weights are in the model now; free the copy
+        point.state = None  # the weights are in the model now; free the copy
     step.scheduler.set_step(record.epoch * run.steps_per_epoch)  # the lr is a function of the step alone
     if info.is_distributed:
         step.distribute()

@@ -20,11 +20,12 @@ import json
 import logging
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from inception_v2.errors import UsageError
+from inception_v2.formats.checkpoint import Checkpoint, read_checkpoint
 from inception_v2.train import distributed as dist_utils
-from inception_v2.train.checkpoint import DataIdentity, load_checkpoint
+from inception_v2.train.checkpoint import DataIdentity
 from inception_v2.train.config import RESUMABLE_CHANGES, TrainConfig, build_config, field_names, flag_name
 
 logger = logging.getLogger(__name__)
@@ -113,25 +114,22 @@ def run_config(given: Mapping[str, Any], resume: bool) -> TrainConfig:
 
 @dataclass
 class ResumePoint:
-    """The checkpoint a run continues from (``state``: :func:`load_checkpoint`'s dict)."""
+    """The checkpoint a run continues from (``state``: read once, typed; None once its weights
+    are in the model)."""
 
     path: Path
-    state: Dict[str, Any]
-
-    @property
-    def epoch(self) -> int:
-        return int(self.state["epoch"])
+    state: Optional[Checkpoint]
 
     def check_data(self, data: DataIdentity) -> None:
         """:class:`UsageError` unless ``data`` is the data set the run trained on."""
         state, path = self.state, self.path
-        old_folder = state.get("data_folder") or state.get("config", {}).get("data", "?")
-        if list(state.get("classes") or []) != list(data.classes):
+        old_folder = state.data_folder or state.config.get("data", "?")
+        if list(state.classes or []) != list(data.classes):
             raise UsageError(
                 f"cannot resume {path}: it was trained on the classes of {old_folder}, --data {data.folder} "
                 "has other classes; resume with the same data or choose another --out"
             )
-        fingerprint = state.get("data_fingerprint")
+        fingerprint = state.data_fingerprint
         if fingerprint is None:
             if dist_utils.env_info().is_main:
                 logger.info(
@@ -162,13 +160,13 @@ def resolve_resume(cfg: TrainConfig, resume: bool) -> Optional[ResumePoint]:
             raise UsageError(
                 f"{cfg.out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
             )
-        state = load_checkpoint(path)
-        _same_model(state["model_name"], cfg.model, cfg.out)
-        _same_settings(TrainConfig.from_dict(state["config"]), cfg, path)
-        if cfg.epochs < int(state["epoch"]):
+        state = read_checkpoint(path)
+        _same_model(state.model_name, cfg.model, cfg.out)
+        _same_settings(TrainConfig.from_dict(state.config), cfg, path)
+        if cfg.epochs < state.epoch:
             raise UsageError(
-                f"cannot resume {path} with --epochs {cfg.epochs}: it has trained {state['epoch']} epochs "
-                f"already; give --epochs {state['epoch']} or more (a run is extended, never shortened)"
+                f"cannot resume {path} with --epochs {cfg.epochs}: it has trained {state.epoch} epochs "
+                f"already; give --epochs {state.epoch} or more (a run is extended, never shortened)"
             )
         return ResumePoint(path, state)
 
