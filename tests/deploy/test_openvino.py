@@ -150,6 +150,20 @@ def test_nncf_int8_passes_the_gate_and_is_integer(files):
     assert ops.count("FakeQuantize") > 20 and clf.classes == list(VOC_CLASSES)
 
 
+def test_nncf_activation_ranges_span_every_calibration_image(files):
+    """The input's quantizer covers the largest value of any calibration image (MINMAX, as the
+    ONNX INT8 path), not the mean of each image's own largest value (NNCF's default)."""
+    model = ov.Core().read_model(str(files["ir"][0] / "model.xml"))
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.rand(4, 3, SIZE, SIZE, generator=g) * 2 - 1 for _ in range(2)]
+    batches[1][2, 0, 5, 5] = 8.0  # one pixel of one image of eight
+    quantized, n = ovd.nncf_quantize(model, batches)
+    (fq,) = [op for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize"
+             and op.input_value(0).get_node().get_type_name() == "Parameter"]  # fmt: skip
+    high = float(np.max(fq.input_value(2).get_node().get_data()))
+    assert n == 8 and high == pytest.approx(8.0, rel=0.02)  # the mean of the maxima would be under 2
+
+
 def test_a_broken_calibration_is_refused_and_leaves_nothing(model64, prepared_sample, self_labelled_val, tmp_path):
     broken = calibration_of(prepared_sample, model64, scale=0.01)  # ranges 100x too narrow: saturation
     with pytest.raises(CheckFailedError, match=r"INT8 val top-1 .* points below float32 100\.00%.*not written"):
