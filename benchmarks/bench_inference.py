@@ -3,7 +3,7 @@ Inception-v3 in eager mode, measured in one run; and the accuracy bf16 and INT8 
 trained model.
 
     python benchmarks/bench_inference.py [--model inception_v2] [--batch-sizes 1 8] [--image-size 299]
-        [--rounds 5] [--iters 2] [--warmup 2] [--paths eager fused onnx onnx-int8 ov-bf16 ...] [--json F]
+        [--rounds 5] [--iters 2] [--warmup 2] [--settle 0.1] [--paths eager fused onnx onnx-int8 ov-bf16 ...] [--json F]
     python benchmarks/bench_inference.py --accuracy RUN/best.pt --data PREPARED_DIR [--json F]
 
 Paths (ours, 1000 classes, eval mode, ``torch.inference_mode``; the network's weights are
@@ -35,7 +35,10 @@ untrained, which changes nothing in the arithmetic):
 Each path runs with as many threads as PyTorch uses (``--threads``). Baseline:
 ``torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)`` in eager
 mode (1000 classes). Each round times ``--iters`` batches of every path in turn at every batch
-size, baseline included, so background load on a shared machine hits all of them alike; the
+size, baseline included, so background load on a shared machine hits all of them alike, each
+timed batch after an untimed ``--settle`` pause (default 0.1 s): ONNX Runtime's idle threads spin
+for tens of milliseconds after a run, and the path timed right after one would otherwise lose a
+quarter of its speed to them (a user runs one runtime, not several in turn). The
 figure is the median batch time over all rounds (``--stat min``: the fastest batch, the
 steadier figure when other processes compete for the cores). Batch 1 gives the latency (ms),
 the largest batch the throughput (images/s). Ratios (at the largest batch):
@@ -212,6 +215,7 @@ def time_paths(
             for b, x in xs.items():
                 for name, run in runners.items():
                     for _ in range(args.iters):
+                        time.sleep(args.settle)
                         start = time.perf_counter()
                         run(x)
                         times[b][name].append(time.perf_counter() - start)
@@ -360,7 +364,9 @@ def accuracy(checkpoint: Path, data: Path, args: argparse.Namespace, log: Log) -
                 continue
             for split in args.splits:
                 run = RunOptions(runtime, precision)
-                r = evaluate_checkpoint(files[name], data, split, workers=0, device="cpu", progress=False, run=run)
+                r = evaluate_checkpoint(
+                    files[name], data, split=split, workers=0, device="cpu", progress=False, run=run
+                )
                 keys = ("images", "acc1", "acc5", "model", "image_size", "runtime", "precision")
                 rows.append({"run": label, "split": split, **{k: r[k] for k in keys}})
     log("")
@@ -379,6 +385,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--iters", type=int, default=2, help="timed batches per path, batch size and round (default 2)")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches per path first (compile: more)")
+    p.add_argument("--settle", type=float, default=0.1, help="untimed pause before each timed batch, s (0.1)")
     p.add_argument("--paths", nargs="+", default=list(DEFAULT_PATHS), choices=ALL_PATHS)
     p.add_argument("--threads", type=int, default=None, help="threads of every runtime (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")

@@ -15,9 +15,10 @@ OpenVINO IR                 openvino                   openvino
 
 ``auto`` with more than one installed candidate times them the first time a file runs on a
 host: each runs a few batches of ``TIMING_BATCH`` random images in interleaved rounds for about
-``TIMING_SECONDS`` in all, and the fastest (by its fastest batch) is remembered in a small JSON
-cache, ``$XDG_CACHE_HOME/inception-v2/runtime-choice.json`` (``~/.cache/...`` when
-``XDG_CACHE_HOME`` is unset), keyed by the file's content hash (SHA-256), the CPU model and
+``TIMING_SECONDS`` in all (each batch after an untimed ``SETTLE_SECONDS`` pause), and the
+fastest (by its fastest batch) is remembered in a small JSON cache,
+``$XDG_CACHE_HOME/inception-v2/runtime-choice.json`` (``~/.cache/...`` when ``XDG_CACHE_HOME``
+is unset), keyed by the file's content hash (SHA-256), the CPU model and
 flags, the installed runtimes' versions, the precision and PyTorch's thread count. Later runs
 read the choice back without timing. The cache is written atomically; an unreadable or corrupt
 cache is ignored (and rewritten). On a CUDA device ``auto`` takes the file's own runtime
@@ -65,6 +66,11 @@ RUNTIME_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "
 TIMING_BATCH = 8  # images per timed batch: the throughput a batch job sees
 TIMING_SECONDS = 1.0  # about this long in all, the first time a file runs on a host
 TIMING_ROUNDS = (2, 20)  # at least / at most this many interleaved rounds
+# Pause before each timed batch. ONNX Runtime's idle threads spin for tens of milliseconds after
+# a run returns; without a pause the runtime timed next shares the cores with them and loses a
+# quarter of its speed (measured: OpenVINO INT8 at batch 8 took 134 ms right after an ONNX
+# Runtime run, 98 ms after a 0.1 s pause). A user runs one runtime, so each is timed rested.
+SETTLE_SECONDS = 0.1
 CACHE_NAME = "runtime-choice.json"
 CACHE_ENTRIES = 256  # the oldest entries go beyond this
 
@@ -150,7 +156,8 @@ def remember(key: str, entry: Dict[str, Any]) -> None:
 
 def time_runners(runners: Dict[str, Any], image_size: int, seconds: float = TIMING_SECONDS) -> Dict[str, float]:
     """Images/s of each runner on random ``TIMING_BATCH`` batches: interleaved rounds (so that
-    background load hits all alike) for about ``seconds``, each runner's fastest batch."""
+    background load hits all alike) for about ``seconds``, each runner's fastest batch, each batch
+    after a ``SETTLE_SECONDS`` pause (not timed) that lets the other runtimes' threads go idle."""
     x = torch.rand(TIMING_BATCH, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     best = {name: float("inf") for name in runners}
     with torch.inference_mode():
@@ -159,6 +166,7 @@ def time_runners(runners: Dict[str, Any], image_size: int, seconds: float = TIMI
         start, rounds = time.perf_counter(), 0
         while rounds < TIMING_ROUNDS[0] or (time.perf_counter() - start < seconds and rounds < TIMING_ROUNDS[1]):
             for name, run in runners.items():
+                time.sleep(SETTLE_SECONDS)
                 t = time.perf_counter()
                 run(x)
                 best[name] = min(best[name], time.perf_counter() - t)
