@@ -212,3 +212,28 @@ def test_pt2_torchscript_and_checkpoint_run_on_cuda(deployed, reference, prepare
     r = evaluate_checkpoint(deployed["pt2"], prepared_sample, workers=0, device="cuda", progress=False)
     ref = evaluate_checkpoint(deployed["pt2"], prepared_sample, workers=0, device="cpu", progress=False)
     assert abs(r["acc1"] - ref["acc1"]) <= 0.02
+
+
+def test_auto_times_every_batch_after_an_untimed_pause(monkeypatch):
+    """ONNX Runtime's idle threads spin after a run: ``auto`` rests before each timed batch, so
+    the runtime timed next does not share the cores with them, and the pause is not timed."""
+    from inception_v2.deploy import runtime as rt
+
+    events, clock = [], [0.0]
+    monkeypatch.setattr(rt.time, "sleep", lambda s: events.append(("pause", s)))
+    monkeypatch.setattr(rt.time, "perf_counter", lambda: clock[0])
+
+    def runner(name, seconds):
+        def run(x):
+            events.append((name, tuple(x.shape)))
+            clock[0] += seconds
+
+        return run
+
+    rates = rt.time_runners({"slow": runner("slow", 0.8), "fast": runner("fast", 0.2)}, 16, seconds=0.0)
+    b = rt.TIMING_BATCH
+    warm_up, timed = events[:2], events[2:]
+    assert warm_up == [("slow", (b, 3, 16, 16)), ("fast", (b, 3, 16, 16))]
+    pause = ("pause", rt.SETTLE_SECONDS)
+    assert rt.SETTLE_SECONDS >= 0.1 and timed == [pause, warm_up[0], pause, warm_up[1]] * rt.TIMING_ROUNDS[0]
+    assert rates == pytest.approx({"slow": b / 0.8, "fast": b / 0.2})
