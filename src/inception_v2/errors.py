@@ -15,6 +15,8 @@ into a one-line ``error: ...`` message and an exit status:
 ====  ===========================================================================
 """
 
+import re
+
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
@@ -44,8 +46,9 @@ class LockedError(InceptionV2Error):
 
 def first_line(e: BaseException, with_type: bool = False) -> str:
     """The first line of ``e``'s message for a one-line error (its type's name when it has no
-    message); ``with_type`` puts the type's name in front (``"ValueError: ..."``)."""
-    text = str(e).strip().splitlines()
+    message), without terminal colour codes (torch's unpickler puts some in its messages);
+    ``with_type`` puts the type's name in front (``"ValueError: ..."``)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
     if not text:
         return type(e).__name__
     return f"{type(e).__name__}: {text[0]}" if with_type else text[0]

@@ -49,7 +49,13 @@ from inception_v2.deploy.export import (
     export_program,
 )
 from inception_v2.deploy.inference import batch_array, deploy_copy, metadata_data_config, run_in_batches
-from inception_v2.deploy.quantize import DEFAULT_CALIBRATION_IMAGES, DEFAULT_MAX_DROP, calibration_sets, compare_top1
+from inception_v2.deploy.quantize import (
+    DEFAULT_CALIBRATION_IMAGES,
+    DEFAULT_MAX_DROP,
+    Top1Change,
+    calibration_sets,
+    gate_top1,
+)
 from inception_v2.errors import CheckFailedError, UsageError, first_line
 from inception_v2.formats.state_dict import model_name
 from inception_v2.paths import PathLike
@@ -434,7 +440,7 @@ def nncf_quantize(model: Any, calibration: Iterable[torch.Tensor]) -> Tuple[Any,
 
 
 @dataclass(frozen=True)
-class OpenVinoInt8:
+class OpenVinoInt8(Top1Change):
     path: Path
     model_name: str
     image_size: int
@@ -448,19 +454,12 @@ class OpenVinoInt8:
     size_bytes: int
     seconds: float
 
-    @property
-    def drop(self) -> float:
-        return 100 * (self.float_top1 - self.int8_top1)
-
     def describe(self) -> str:
         diffs = ", ".join(f"{d:.1e} at batch {b}" for b, d in self.float_diffs.items())
-        change = f"{self.drop:.2f} points lost" if self.drop >= 0 else f"{-self.drop:.2f} points gained"
         return "\n".join(
             [
                 f"float32 OpenVINO model verified against PyTorch: max-abs difference {diffs}",
-                f"NNCF calibrated on {self.calibration_images} train images; val top-1 over {self.val_images} "
-                f"images: float32 {self.float_top1:.2%}, int8 {self.int8_top1:.2%} ({change}; --max-drop "
-                f"{self.max_drop:g}); same prediction on {self.agreement:.1%}",
+                f"NNCF calibrated on {self.calibration_images} train images; {self.top1_line()}",
                 f"wrote {self.path}/{IR_XML} + {IR_BIN} (OpenVINO IR int8, {self.size_bytes / 1e6:.1f} MB): "
                 f"{self.model_name}, input 'images' N x 3 x {self.image_size} x {self.image_size} (N dynamic) "
                 f"in {self.seconds:.0f} s",
@@ -503,14 +502,7 @@ def export_openvino_int8(
     diffs = _compare(float_runner, ref, "the OpenVINO model")
     quantized, n_cal = nncf_quantize(converted, calibration())
     int8_runner = _InMemory(quantized, dict(meta, quantization="int8"), out, "int8")
-    right_f, right_q, same, n_val = compare_top1(float_runner, int8_runner, validation(), progress)
-    f_top1, q_top1 = right_f / n_val, right_q / n_val
-    drop = 100 * (right_f - right_q) / n_val
-    if drop > max_drop + 1e-9:
-        raise CheckFailedError(
-            f"INT8 val top-1 {q_top1:.2%} is {drop:.2f} points below float32 {f_top1:.2%} "
-            f"({n_val} images; --max-drop {max_drop:g}); {out} was not written"
-        )
+    f_top1, q_top1, agreement, n_val = gate_top1(float_runner, int8_runner, validation(), max_drop, out, progress)
     int8_meta = {"quantization": "int8", "calibration_images": n_cal}
     int8_meta.update(val_top1_float32=round(f_top1, 6), val_top1_int8=round(q_top1, 6))
     set_metadata(quantized, dict(meta, **int8_meta))
@@ -527,7 +519,7 @@ def export_openvino_int8(
     size_bytes = sum(f.stat().st_size for f in (out / IR_XML, out / IR_BIN))
     name = model_name(model)
     return OpenVinoInt8(
-        out, name, size, n_cal, n_val, f_top1, q_top1, same / n_val, max_drop, diffs, size_bytes,
+        out, name, size, n_cal, n_val, f_top1, q_top1, agreement, max_drop, diffs, size_bytes,
         time.perf_counter() - start,
     )  # fmt: skip
 

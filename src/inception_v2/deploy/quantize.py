@@ -66,8 +66,30 @@ CALIBRATION_BATCH = 16
 EVAL_BATCH = 32
 
 
+class Top1Change:
+    """What an INT8 result says of its val gate (both INT8 paths' results have these fields)."""
+
+    val_images: int
+    float_top1: float  # on val, in [0, 1]
+    int8_top1: float
+    agreement: float  # share of val images on which float32 and INT8 predict the same class
+    max_drop: float  # points
+
+    @property
+    def drop(self) -> float:
+        """How many top-1 points INT8 lost on val (negative: it gained)."""
+        return 100 * (self.float_top1 - self.int8_top1)
+
+    def top1_line(self) -> str:
+        change = f"{self.drop:.2f} points lost" if self.drop >= 0 else f"{-self.drop:.2f} points gained"
+        return (
+            f"val top-1 over {self.val_images} images: float32 {self.float_top1:.2%}, int8 {self.int8_top1:.2%} "
+            f"({change}; --max-drop {self.max_drop:g}); same prediction on {self.agreement:.1%}"
+        )
+
+
 @dataclass(frozen=True)
-class Int8Result:
+class Int8Result(Top1Change):
     path: Path
     model_name: str
     image_size: int
@@ -75,17 +97,12 @@ class Int8Result:
     float_size_bytes: int
     calibration_images: int
     val_images: int
-    float_top1: float  # on val, in [0, 1]
+    float_top1: float
     int8_top1: float
-    agreement: float  # share of val images on which both files predict the same class
-    max_drop: float  # points
+    agreement: float
+    max_drop: float
     float_export: ExportResult
     seconds: float
-
-    @property
-    def drop(self) -> float:
-        """How many top-1 points INT8 lost on val (negative: it gained)."""
-        return 100 * (self.float_top1 - self.int8_top1)
 
     def describe(self) -> str:
         f = self.float_export
@@ -96,10 +113,7 @@ class Int8Result:
                 "max-abs difference "
                 + ", ".join(f"{d:.1e} at batch {b}" for b, d in f.max_abs_diff.items())
                 + f" (tolerance {f.tolerance:.1e})",
-                f"calibrated on {self.calibration_images} train images; val top-1 over {self.val_images} images: "
-                f"float32 {self.float_top1:.2%}, int8 {self.int8_top1:.2%} ("
-                + (f"{self.drop:.2f} points lost" if self.drop >= 0 else f"{-self.drop:.2f} points gained")
-                + f"; --max-drop {self.max_drop:g}); same prediction on {self.agreement:.1%}",
+                f"calibrated on {self.calibration_images} train images; {self.top1_line()}",
                 f"wrote {self.path} (ONNX int8, QDQ, {self.size_bytes / 1e6:.1f} MB, float32 "
                 f"{self.float_size_bytes / 1e6:.1f} MB): {self.model_name}, input 'images' N x 3 x {self.image_size} x "
                 f"{self.image_size} (N dynamic) in {self.seconds:.0f} s",
@@ -191,9 +205,31 @@ def _predict(runner: OnnxClassifier, images: torch.Tensor) -> np.ndarray:
     return runner(images).argmax(dim=1).numpy()
 
 
+def gate_top1(
+    float_runner: Any,
+    int8_runner: Any,
+    validation: Iterable[Tuple[torch.Tensor, torch.Tensor]],
+    max_drop: float,
+    out: PathLike,
+    progress: bool = False,
+) -> Tuple[float, float, float, int]:
+    """The val gate of both INT8 paths: float32 top-1, INT8 top-1, their agreement and the number
+    of images; :class:`CheckFailedError` (``out`` was not written) when INT8 lost more than
+    ``max_drop`` points."""
+    right_f, right_q, same, n_val = compare_top1(float_runner, int8_runner, validation, progress)
+    f_top1, q_top1 = right_f / n_val, right_q / n_val
+    drop = 100 * (right_f - right_q) / n_val  # from counts: 1 of 100 images is exactly 1.0 point
+    if drop > max_drop + 1e-9:
+        raise CheckFailedError(
+            f"INT8 val top-1 {q_top1:.2%} is {drop:.2f} points below float32 {f_top1:.2%} "
+            f"({n_val} images; --max-drop {max_drop:g}); {out} was not written"
+        )
+    return f_top1, q_top1, same / n_val, n_val
+
+
 def compare_top1(
-    float_runner: OnnxClassifier,
-    int8_runner: OnnxClassifier,
+    float_runner: Any,
+    int8_runner: Any,
     validation: Iterable[Tuple[torch.Tensor, torch.Tensor]],
     progress: bool = False,
 ) -> Tuple[int, int, int, int]:
@@ -259,14 +295,7 @@ def export_onnx_int8(
             got = int8_runner(torch.zeros(b, 3, size, size))
             if tuple(got.shape) != (b, float_export.num_classes) or not torch.isfinite(got).all():
                 raise CheckFailedError(f"the INT8 model returned {tuple(got.shape)} logits for a batch of {b}")
-        right_f, right_q, same, n_val = compare_top1(float_runner, int8_runner, validation(), progress)
-        f_top1, q_top1, agreement = right_f / n_val, right_q / n_val, same / n_val
-        drop = 100 * (right_f - right_q) / n_val  # from counts: 1 of 100 images is exactly 1.0 point
-        if drop > max_drop + 1e-9:
-            raise CheckFailedError(
-                f"INT8 val top-1 {q_top1:.2%} is {drop:.2f} points below float32 {f_top1:.2%} "
-                f"({n_val} images; --max-drop {max_drop:g}); {path} was not written"
-            )
+        f_top1, q_top1, agreement, n_val = gate_top1(float_runner, int8_runner, validation(), max_drop, path, progress)
         proto = onnx.load(str(int8_path))
         meta = {p.key: p.value for p in onnx.load(str(float_path), load_external_data=False).metadata_props}
         meta.update(

@@ -33,7 +33,7 @@ from typing import Dict, Set, Tuple
 
 import torch
 
-from inception_v2.errors import UsageError
+from inception_v2.errors import UsageError, first_line
 from inception_v2.paths import PathLike
 
 TRUST_HINT = "pass --trust-file (trust_file=True) only if you trust whoever wrote it"
@@ -103,13 +103,9 @@ def _check_pickle(blob: bytes, name: str, path: PathLike) -> None:
         torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure of the safe load means the unsafe one is not tried
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        why = f"a pickle that would call {found.group(1)}" if found else f"not plain tensor data ({_first_line(e)})"
+        detail = first_line(e)[:160]
+        why = f"a pickle that would call {found.group(1)}" if found else f"not plain tensor data ({detail})"
         raise _refuse(path, f"its member {name} is {why}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:160]
 
 
 def check_pt2_archive(data: bytes, path: PathLike) -> None:
