@@ -18,8 +18,8 @@ host: each runs a few batches of ``TIMING_BATCH`` random images in interleaved r
 ``TIMING_SECONDS`` in all (each batch after an untimed ``SETTLE_SECONDS`` pause), and the
 fastest (by its fastest batch) is remembered in a small JSON cache,
 ``$XDG_CACHE_HOME/inception-v2/runtime-choice.json`` (``~/.cache/...`` when ``XDG_CACHE_HOME``
-is unset), keyed by the file's content hash (SHA-256), the CPU model and
-flags, the installed runtimes' versions, the precision and PyTorch's thread count. Later runs
+is unset), keyed by the file's content hash (SHA-256), the CPU model and flags, the installed
+runtimes' versions, the precision and PyTorch's thread count. Later runs
 read the choice back without timing. The cache is written atomically; an unreadable or corrupt
 cache is ignored (and rewritten). On a CUDA device ``auto`` takes the file's own runtime
 (torch, or ONNX Runtime's CUDA provider) without timing; OpenVINO runs on the CPU.
