@@ -98,7 +98,7 @@ def test_ir_export_is_verified_and_carries_classes_and_preprocessing(files, mode
     path, result = files["ir"]
     assert listing(path) == ["model.bin", "model.xml"] and not [p for p in listing(path.parent) if p.startswith(".")]
     assert set(result.max_abs_diff) == {1, 3} and max(result.max_abs_diff.values()) <= result.tolerance
-    raw = ov.Core().read_model(str(path / "model.xml"))  # read back with OpenVINO's own API
+    raw = ovd.ov_core().read_model(str(path / "model.xml"))  # read back with OpenVINO's own API
     meta = {k: json.loads(raw.get_rt_info(["inception_v2", k]).astype(str)) for k in ovd.METADATA_KEYS}
     cfg = model64.data_config
     assert meta["classes"] == list(VOC_CLASSES) and meta["model_name"] == "googlenet_bn"
@@ -146,14 +146,14 @@ def test_nncf_int8_passes_the_gate_and_is_integer(files):
     assert r.size_bytes < 0.4 * files["ir"][1].size_bytes  # 8-bit weights
     clf = ovd.OpenVinoClassifier(path)
     assert clf.quantization == "int8" and clf.precision == "int8" and clf.kind == "OpenVINO IR int8"
-    ops = [op.get_type_name() for op in ov.Core().read_model(str(path / "model.xml")).get_ops()]
+    ops = [op.get_type_name() for op in ovd.ov_core().read_model(str(path / "model.xml")).get_ops()]
     assert ops.count("FakeQuantize") > 20 and clf.classes == list(VOC_CLASSES)
 
 
 def test_nncf_activation_ranges_span_every_calibration_image(files):
     """The input's quantizer covers the largest value of any calibration image (MINMAX, as the
     ONNX INT8 path), not the mean of each image's own largest value (NNCF's default)."""
-    model = ov.Core().read_model(str(files["ir"][0] / "model.xml"))
+    model = ovd.ov_core().read_model(str(files["ir"][0] / "model.xml"))
     g = torch.Generator().manual_seed(0)
     batches = [torch.rand(4, 3, SIZE, SIZE, generator=g) * 2 - 1 for _ in range(2)]
     batches[1][2, 0, 5, 5] = 8.0  # one pixel of one image of eight
@@ -309,7 +309,7 @@ def test_auto_on_an_ir_or_a_checkpoint_needs_no_timing(files, monkeypatch):
 
 
 def test_the_openvino_runner_checks_class_count_and_finite_logits(files, tmp_path):
-    raw = ov.Core().read_model(str(files["ir"][0] / "model.xml"))
+    raw = ovd.ov_core().read_model(str(files["ir"][0] / "model.xml"))
     ovd.set_metadata(raw, {"classes": ["a", "b", "c"]})
     ov.save_model(raw, str(tmp_path / "bad" / "model.xml"), compress_to_fp16=False)
     with pytest.raises(UsageError, match=r"names 3 classes but its output has 20"):

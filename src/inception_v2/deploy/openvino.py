@@ -24,6 +24,7 @@ See ``docs/deployment.md``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -76,6 +77,14 @@ def import_openvino() -> Any:
             f"OpenVINO is not installed (the openvino extra); install it with: {OPENVINO_INSTALL_HINT}"
         ) from None
     return openvino
+
+
+@functools.lru_cache(maxsize=None)
+def ov_core() -> Any:
+    """The process's one ``openvino.Core``. Every model is read and compiled through it: creating
+    a ``Core`` per model has crashed processes that load many models (reported against the 2026
+    OpenVINO releases), and one ``Core`` also shares the CPU plugin's setup between models."""
+    return import_openvino().Core()
 
 
 def import_nncf() -> Any:
@@ -163,7 +172,7 @@ class OpenVinoClassifier:
     runtime = "openvino"
 
     def __init__(self, path: PathLike, precision: Optional[str] = None, threads: Optional[int] = None) -> None:
-        ov = import_openvino()
+        import_openvino()
         self.path = Path(path)
         xml = ir_file(self.path)
         if xml is None and self.path.suffix.lower() != ".onnx":
@@ -172,7 +181,7 @@ class OpenVinoClassifier:
         if not source.is_file():
             raise UsageError(f"{source} does not exist")
         try:
-            model = ov.Core().read_model(str(source))
+            model = ov_core().read_model(str(source))
         except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses of its own
             raise UsageError(f"{self.path}: OpenVINO cannot read it ({first_line(e, with_type=True)})") from None
         if xml is not None:
@@ -199,7 +208,6 @@ class OpenVinoClassifier:
         return self
 
     def _setup(self, model: Any, meta: Dict[str, Any], precision: Optional[str], threads: Optional[int]) -> None:
-        ov = import_openvino()
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise UsageError(
                 f"{self.path}: expected one input and one output, found {len(model.inputs)} and {len(model.outputs)}"
@@ -236,7 +244,7 @@ class OpenVinoClassifier:
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            self.compiled = ov.Core().compile_model(model, "CPU", config)
+            self.compiled = ov_core().compile_model(model, "CPU", config)
         except Exception as e:  # noqa: BLE001
             raise UsageError(
                 f"{self.path}: OpenVINO cannot compile it for the CPU ({first_line(e, with_type=True)})"
