@@ -16,6 +16,9 @@ from inception_v2.data import VOCCrops
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "bench_inference.py"
 
+pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'inception-v2[onnx]'")
+pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'inception-v2[openvino]'")
+
 
 def run_script(argv):
     env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -25,8 +28,6 @@ def run_script(argv):
 
 
 def test_a_small_run_times_every_path_and_writes_its_json(tmp_path):
-    pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'inception-v2[onnx]'")
-    pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'inception-v2[openvino]'")
     out = tmp_path / "bench.json"
     argv = ["--model", "googlenet_bn", "--image-size", "75", "--batch-sizes", "1", "2", "--rounds", "1"]
     argv += ["--iters", "1", "--warmup", "0", "--settle", "0", "--threads", "1", "--json", str(out)]
@@ -42,8 +43,6 @@ def test_a_small_run_times_every_path_and_writes_its_json(tmp_path):
 def test_accuracy_mode_evaluates_every_runtime_and_precision(tiny_run, prepared_sample, tmp_path):
     """``--accuracy``: every file exported from one model and evaluated on the split, one row a
     run. At 64 px: the tiny run's 32 px network leaves a 2 x 2 ceil-mode pool OpenVINO cannot take."""
-    pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'inception-v2[onnx]'")
-    pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'inception-v2[openvino]'")
     from inception_v2.deploy.cpu import bf16_support
     from inception_v2.deploy.release import write_release
 
